@@ -1,0 +1,1 @@
+"""The investigation graph (LangGraph): intake, route, gather, diagnose, propose, finalize."""

@@ -1,0 +1,1 @@
+"""Read-only connectors: ClickHouse, Stripe, GitHub, Linear, Statuspage, docs."""

@@ -1,0 +1,1 @@
+"""Settings, errors, resilience, the model gateway and telemetry. Imports nothing of sleuth."""

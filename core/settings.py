@@ -1,0 +1,249 @@
+"""Settings of sleuth, read from the environment (prefix ``SLEUTH_``) and a ``.env`` file.
+
+Nothing here runs at import time: call `load_settings()` where a process starts.
+Nested fields use ``__`` as the separator, e.g. ``SLEUTH_RESILIENCE__RETRY__MAX_ATTEMPTS=4``;
+lists and maps (model tiers, prices) are given as JSON, e.g. ``SLEUTH_LLM__TIERS='[...]'``.
+Secrets are `SecretStr` and are unwrapped only where a client is built.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+
+class Profile(StrEnum):
+    """Where sleuth runs; production refuses unsafe settings."""
+
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutSettings(_Section):
+    """Time limits of one guarded call."""
+
+    connect_s: float = Field(2.0, gt=0, description="to open a connection")
+    response_s: float = Field(30.0, gt=0, description="for one attempt to answer")
+    total_budget_s: float = Field(60.0, gt=0, description="for the call, retries and waits")
+    stream_stall_s: float = Field(10.0, gt=0, description="longest silence between stream tokens")
+
+
+class RetrySettings(_Section):
+    """Retries of transient failures: exponential backoff with jitter."""
+
+    max_attempts: int = Field(3, ge=1, le=20)
+    initial_backoff_s: float = Field(0.2, ge=0)
+    max_backoff_s: float = Field(5.0, ge=0)
+    jitter_s: float = Field(0.2, ge=0)
+
+
+class BreakerSettings(_Section):
+    """Circuit breaker: opens on N consecutive failures or a failure rate over a window."""
+
+    failure_threshold: int = Field(5, ge=1, description="consecutive failures that open it")
+    failure_rate_threshold: float = Field(0.5, gt=0, le=1)
+    window_size: int = Field(20, ge=1, description="recent calls the rate is computed over")
+    min_calls: int = Field(10, ge=1, description="calls in the window before the rate counts")
+    cooldown_s: float = Field(30.0, gt=0, description="open time before one probe is let through")
+    probe_timeout_s: float = Field(60.0, gt=0, description="a probe not reported by then is lost")
+
+
+class ResilienceSettings(_Section):
+    """The one policy that wraps every model and connector call."""
+
+    timeouts: TimeoutSettings = TimeoutSettings()
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+
+
+TierKind = Literal["anthropic", "openai", "rules", "human"]
+
+
+class ModelTierSettings(_Section):
+    """One tier of the model gateway, in fallback order."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+    kind: TierKind
+    model: str = ""
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    in_house: bool = Field(
+        False, description="keeps data on infrastructure we control (self-hosted, rules, human)"
+    )
+    enabled: bool = True
+    max_tokens: int = Field(2048, ge=1)
+    resilience: ResilienceSettings | None = Field(
+        None, description="overrides the global policy for this tier"
+    )
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> ModelTierSettings:
+        if self.kind in ("anthropic", "openai") and not self.model:
+            raise ValueError(f"tier {self.name!r}: a {self.kind} tier needs a model")
+        return self
+
+    @property
+    def keeps_data_in_house(self) -> bool:
+        """Say whether a sensitive request may be sent to this tier."""
+        return self.in_house or self.kind in ("rules", "human")
+
+
+class ModelPrice(_Section):
+    """USD per million tokens."""
+
+    input: Decimal = Decimal(0)
+    output: Decimal = Decimal(0)
+    cache_read: Decimal = Decimal(0)
+    cache_write: Decimal = Decimal(0)
+
+
+def _default_tiers() -> list[ModelTierSettings]:
+    return [
+        ModelTierSettings(name="anthropic", kind="anthropic", model="claude-sonnet-4-6"),
+        ModelTierSettings(name="openai", kind="openai", model="gpt-4.1"),
+        ModelTierSettings(name="rules", kind="rules"),
+        ModelTierSettings(name="human", kind="human"),
+    ]
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    # List prices at the time of writing; operators override them in config.
+    return {
+        "claude-sonnet-4-6": ModelPrice(
+            input=Decimal("3"), output=Decimal("15"),
+            cache_read=Decimal("0.30"), cache_write=Decimal("3.75"),
+        ),
+        "claude-haiku-4-5": ModelPrice(
+            input=Decimal("1"), output=Decimal("5"),
+            cache_read=Decimal("0.10"), cache_write=Decimal("1.25"),
+        ),
+        "gpt-4.1": ModelPrice(input=Decimal("2"), output=Decimal("8"), cache_read=Decimal("0.50")),
+        "gpt-4.1-mini": ModelPrice(
+            input=Decimal("0.40"), output=Decimal("1.60"), cache_read=Decimal("0.10")
+        ),
+    }
+
+
+class LLMSettings(_Section):
+    """The model gateway: ordered tiers and the price table."""
+
+    tiers: list[ModelTierSettings] = Field(default_factory=_default_tiers)
+    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> LLMSettings:
+        names = [t.name for t in self.tiers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tier names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class TelemetrySettings(_Section):
+    """Logs and metrics."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+
+_PLACEHOLDER = re.compile(
+    r"^(|changeme|change-me|placeholder|secret|password|test|dummy|example|todo|tbd|none|null|"
+    r"x+|\*+|\.\.\.|<.*>|\{\{.*\}\}|\$\{.*\}|your[-_ ].*|"
+    r"(sk|pk|rk)[-_](test|live)?[-_]?(x+|\.\.\.)?|"
+    r"sk-ant-(x+|\.\.\.)?|sk-(x+|\.\.\.)?)$",
+    re.IGNORECASE,
+)
+
+
+def is_placeholder(secret: SecretStr | None) -> bool:
+    """Say whether a secret is missing, empty or an obvious placeholder."""
+    if secret is None:
+        return True
+    return bool(_PLACEHOLDER.match(secret.get_secret_value().strip()))
+
+
+class Settings(BaseSettings):
+    """Everything sleuth can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLEUTH_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+    )
+
+    profile: Profile = Profile.DEV
+    data_dir: Path = Path("var")
+    database_url: SecretStr = SecretStr("sqlite:///var/sleuth.db")
+    redis_url: SecretStr | None = None
+    breaker_backend: Literal["memory", "redis"] = "memory"
+    resilience: ResilienceSettings = ResilienceSettings()
+    llm: LLMSettings = LLMSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+
+    @model_validator(mode="after")
+    def _check_profile(self) -> Settings:
+        problems = production_problems(self) if self.profile is Profile.PRODUCTION else []
+        if self.breaker_backend == "redis" and self.redis_url is None:
+            problems.append("breaker_backend=redis needs SLEUTH_REDIS_URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def tier(self, name: str) -> ModelTierSettings:
+        """Return the tier called `name`."""
+        for tier in self.llm.tiers:
+            if tier.name == name:
+                return tier
+        raise KeyError(name)
+
+    def resilience_for(self, tier: ModelTierSettings) -> ResilienceSettings:
+        """Return the policy for a tier: its own override or the global one."""
+        return tier.resilience or self.resilience
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """List what makes settings unsafe for production (empty when they are fine)."""
+    problems: list[str] = []
+    for index, tier in enumerate(settings.llm.tiers):
+        if not tier.enabled or tier.kind not in ("anthropic", "openai"):
+            continue
+        if tier.kind == "openai" and tier.in_house and tier.base_url and tier.api_key is None:
+            continue  # a self-hosted OpenAI-compatible server may need no key
+        if is_placeholder(tier.api_key):
+            problems.append(
+                f"llm.tiers[{index}] ({tier.name}): api_key is empty or a placeholder; "
+                f"set SLEUTH_LLM__TIERS with a real key or disable the tier"
+            )
+    if settings.database_url.get_secret_value().startswith("sqlite"):
+        problems.append("database_url: production needs PostgreSQL, not SQLite")
+    return problems
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build settings from the environment, a .env file and explicit overrides."""
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigurationError(
+            "invalid settings:\n" + "\n".join(lines), errors=len(lines)
+        ) from None

@@ -1,0 +1,1 @@
+"""Eval replays of historical tickets and the promotion gate."""

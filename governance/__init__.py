@@ -1,0 +1,1 @@
+"""Autonomy taxonomy, redaction, audit log and human approval."""

@@ -1,0 +1,1 @@
+"""Versioned YAML playbooks and their schema."""

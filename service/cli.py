@@ -1,0 +1,21 @@
+"""The `sleuth` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from service.commands import config_cmd, demo_cmd
+
+app = typer.Typer(
+    name="sleuth",
+    help="Investigates customer support tickets like a senior support engineer.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("demo")(demo_cmd.demo)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    """Run the command line."""
+    app()
