@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import builtins
 import email.utils
+import math
 import time
 from typing import Any, ClassVar
 
@@ -232,7 +233,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         reference = time.time() if now is None else now
         return max(0.0, when.timestamp() - reference)
-    if seconds != seconds or seconds < 0:  # NaN or negative
+    if not math.isfinite(seconds) or seconds < 0:  # NaN, inf or negative
         return None
     return seconds
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from core.errors import ConfigurationError
 
@@ -59,6 +59,15 @@ class BreakerSettings(_Section):
     min_calls: int = Field(10, ge=1, description="calls in the window before the rate counts")
     cooldown_s: float = Field(30.0, gt=0, description="open time before one probe is let through")
     probe_timeout_s: float = Field(60.0, gt=0, description="a probe not reported by then is lost")
+
+    @model_validator(mode="after")
+    def _rate_rule_can_fire(self) -> BreakerSettings:
+        if self.min_calls > self.window_size:
+            raise ValueError(
+                f"min_calls ({self.min_calls}) exceeds window_size ({self.window_size}): "
+                "the failure-rate rule could never fire"
+            )
+        return self
 
 
 class ResilienceSettings(_Section):
@@ -163,7 +172,9 @@ _PLACEHOLDER = re.compile(
     r"^(|changeme|change-me|placeholder|secret|password|test|dummy|example|todo|tbd|none|null|"
     r"x+|\*+|\.\.\.|<.*>|\{\{.*\}\}|\$\{.*\}|your[-_ ].*|"
     r"(sk|pk|rk)[-_](test|live)?[-_]?(x+|\.\.\.)?|"
-    r"sk-ant-(x+|\.\.\.)?|sk-(x+|\.\.\.)?)$",
+    r"sk-ant-(x+|\.\.\.)?|sk-(x+|\.\.\.)?|"
+    # vendor documentation samples: "sk-ant-api03-...", "sk-proj-xxxx", "ghp_XXXX"
+    r".*\.\.\.|.*(x{4,}|X{4,}))$",
     re.IGNORECASE,
 )
 
@@ -239,6 +250,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     """Build settings from the environment, a .env file and explicit overrides."""
     try:
         return Settings(_env_file=env_file, **overrides)
+    except SettingsError as exc:
+        # raised for unreadable values, e.g. malformed JSON in SLEUTH_LLM__TIERS
+        raise ConfigurationError(f"invalid settings: {exc}") from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
