@@ -130,6 +130,7 @@ class ModelGateway:
         self.prices = prices
         self.metrics = metrics
         self._clock = clock
+        self._result_types: dict[type[BaseModel], Any] = {}
 
     async def generate(
         self, request: ModelRequest, schema: type[OutputT]
@@ -317,8 +318,12 @@ class ModelGateway:
         started: float,
     ) -> ModelResult[OutputT]:
         self.metrics.gateway_outcomes.labels(tier.name).inc()
-        # parametrise so the output serialises as its own type, not as a bare BaseModel
-        result_type: Any = ModelResult[type(output)]  # type: ignore[misc]
+        # parametrise so the output serialises as its own type, not as a bare BaseModel;
+        # pydantic caches parametrisations weakly, so keep them here or GC rebuilds them
+        result_type: Any = self._result_types.get(type(output))
+        if result_type is None:
+            result_type = ModelResult[type(output)]  # type: ignore[misc]
+            self._result_types[type(output)] = result_type
         return cast(ModelResult[OutputT], result_type(
             output=output, tier=tier.name, kind=tier.kind, provider=attempt.provider,
             model=attempt.model, usage=attempt.usage, cost_usd=attempt.cost_usd,

@@ -7,6 +7,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+from pydantic import BaseModel
 
 from core.errors import BadResponseError, SleuthError
 from core.llm.providers.base import StreamChunk, parse_json_object, schema_for
@@ -41,7 +42,9 @@ class AnthropicProvider:
             max_retries=0,
         )
 
-    def _params(self, request: ModelRequest, schema: type[Any], attempt: Attempt) -> dict[str, Any]:
+    def _params(
+        self, request: ModelRequest, schema: type[BaseModel], attempt: Attempt
+    ) -> dict[str, Any]:
         system: Any = request.system
         if request.system and request.cache_system_prompt:
             system = [{"type": "text", "text": request.system,
@@ -63,7 +66,7 @@ class AnthropicProvider:
         return params
 
     async def complete(
-        self, request: ModelRequest, schema: type[Any], attempt: Attempt
+        self, request: ModelRequest, schema: type[BaseModel], attempt: Attempt
     ) -> RawCompletion:
         """Return the forced tool call's input (or a JSON text block) as content."""
         try:
@@ -88,7 +91,7 @@ class AnthropicProvider:
         )
 
     async def stream(
-        self, request: ModelRequest, schema: type[Any], attempt: Attempt
+        self, request: ModelRequest, schema: type[BaseModel], attempt: Attempt
     ) -> AsyncIterator[StreamChunk]:
         """Yield the tool input's JSON text as it streams, then the usage."""
         usage = Usage()

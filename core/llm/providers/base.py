@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ def parse_json_object(text: str) -> dict[str, Any]:
     return value
 
 
+@functools.lru_cache(maxsize=256)
 def schema_for(schema: type[BaseModel]) -> dict[str, Any]:
-    """Return the JSON schema sent to models for `schema`."""
+    """Return the JSON schema sent to models for `schema` (built once per class)."""
+    # callers pass it to the SDKs, which only read it
     return schema.model_json_schema()

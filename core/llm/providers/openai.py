@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx2
 import openai
+from pydantic import BaseModel
 
 from core.errors import BadResponseError, SleuthError
 from core.llm.providers.base import StreamChunk, parse_json_object, schema_for
@@ -44,7 +45,9 @@ class OpenAIProvider:
             max_retries=0,
         )
 
-    def _params(self, request: ModelRequest, schema: type[Any], attempt: Attempt) -> dict[str, Any]:
+    def _params(
+        self, request: ModelRequest, schema: type[BaseModel], attempt: Attempt
+    ) -> dict[str, Any]:
         messages: list[dict[str, str]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
@@ -61,7 +64,7 @@ class OpenAIProvider:
         }
 
     async def complete(
-        self, request: ModelRequest, schema: type[Any], attempt: Attempt
+        self, request: ModelRequest, schema: type[BaseModel], attempt: Attempt
     ) -> RawCompletion:
         """Return the message's JSON text, parsed, as content."""
         try:
@@ -83,7 +86,7 @@ class OpenAIProvider:
         )
 
     async def stream(
-        self, request: ModelRequest, schema: type[Any], attempt: Attempt
+        self, request: ModelRequest, schema: type[BaseModel], attempt: Attempt
     ) -> AsyncIterator[StreamChunk]:
         """Yield the message text as it streams, then the usage."""
         usage = Usage()
