@@ -126,3 +126,42 @@ class Evidence(BaseModel):
     def cite(self) -> EvidenceRef:
         """Return the reference a diagnosis uses to cite this."""
         return EvidenceRef(source=self.source, ref=self.ref)
+
+
+class ProposedAction(BaseModel):
+    """An action a diagnosis proposes; its type is free text until checked against the spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str = Field(max_length=64)
+    reason: str = Field("", max_length=2_000)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueryRequest(BaseModel):
+    """A follow-up read-only query a model asks for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: SourceName
+    operation: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Diagnosis(BaseModel):
+    """What an investigation concludes; every cited ref must be among the gathered evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root_cause: RootCause
+    severity: Severity
+    confidence: float = Field(ge=0, le=1)
+    summary: str = Field(min_length=1, max_length=4_000)
+    cited: list[EvidenceRef] = Field(default_factory=list, max_length=50)
+    reply_draft: str = Field("", max_length=8_000)
+    actions: list[ProposedAction] = Field(default_factory=list, max_length=20)
+    escalate: bool = False
+    followup: list[QueryRequest] = Field(
+        default_factory=list, max_length=10,
+        description="more read-only queries wanted before concluding (model tiers only)",
+    )

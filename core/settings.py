@@ -161,6 +161,17 @@ class LLMSettings(_Section):
         return self
 
 
+class AgentSettings(_Section):
+    """How investigations run."""
+
+    window_before_hours: float = Field(24, gt=0, le=24 * 31, description="look back this far")
+    window_after_minutes: float = Field(10, ge=0, le=24 * 60, description="and this far ahead")
+    followup_max_rounds: int = Field(2, ge=0, le=5, description="model follow-up query rounds")
+    followup_max_calls: int = Field(6, ge=0, le=30, description="follow-up calls in all")
+    call_budget_s: float = Field(20, gt=0, description="budget of one connector call")
+    playbooks_dir: Path | None = Field(None, description="None: the packaged playbooks")
+
+
 class TelemetrySettings(_Section):
     """Logs and metrics."""
 
@@ -205,6 +216,7 @@ class Settings(BaseSettings):
     breaker_backend: Literal["memory", "redis"] = "memory"
     resilience: ResilienceSettings = ResilienceSettings()
     llm: LLMSettings = LLMSettings()
+    agent: AgentSettings = AgentSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
 
     @model_validator(mode="after")

@@ -21,6 +21,13 @@ from core.settings import ModelTierSettings, Settings
 from core.telemetry import Metrics
 
 
+def configured(tier: ModelTierSettings) -> bool:
+    """Say whether a tier can be called: model tiers need a key or a base_url of their own."""
+    if tier.kind not in ("anthropic", "openai"):
+        return True
+    return tier.api_key is not None or tier.base_url is not None
+
+
 def build_provider(tier: ModelTierSettings, rule_engine: RuleEngine) -> ModelProvider | None:
     """Return the provider for one tier (None for the human tier)."""
     if tier.kind == "anthropic":
@@ -46,7 +53,7 @@ def build_gateway(
     engine = rule_engine or NoRules()
     tiers: list[Tier] = []
     for tier_settings in settings.llm.tiers:
-        if not tier_settings.enabled:
+        if not tier_settings.enabled or not configured(tier_settings):
             continue
         policy_settings = settings.resilience_for(tier_settings)
         breaker = CircuitBreaker(

@@ -1,0 +1,1 @@
+"""The ClickHouse connector: aggregates of the gateway's request log, read-only."""

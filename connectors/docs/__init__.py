@@ -1,0 +1,1 @@
+"""Docs connector: full-text, BM25-ranked search over the product documentation pages."""

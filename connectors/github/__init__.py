@@ -1,0 +1,1 @@
+"""GitHub connector: production deploy history, releases and commits of the gateway repository."""

@@ -1,0 +1,1 @@
+"""Statuspage connector: incidents and current status of the gateway's and providers' pages."""

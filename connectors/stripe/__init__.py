@@ -1,0 +1,1 @@
+"""The Stripe connector: customers, subscriptions, invoices, charges and refunds, read-only."""
