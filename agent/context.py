@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.base import ToolResult
 from core.domain import SourceName
@@ -17,8 +17,10 @@ from playbooks.store import PlaybookStore
 class Runnable(Protocol):
     """A connector (or its disabled stand-in) as the graph uses it."""
 
-    async def run(self, operation: str, params: object = None, *,
+    async def run(self, operation: str, params: Any = None, *,
                   budget_s: float | None = None) -> ToolResult: ...
+
+    async def aclose(self) -> None: ...
 
 
 def no_redaction(text: str, *, investigation_id: str) -> str:

@@ -52,8 +52,10 @@ async def investigator(
     if connectors is None:
         if connector_settings is None:
             raise ValueError("give connector settings or built connectors")
-        connectors = build_connectors(connector_settings, resilience=settings.resilience,
-                                      metrics=metrics, breaker_store=breaker_store)
+        built: Mapping[SourceName, Runnable] = build_connectors(
+            connector_settings, resilience=settings.resilience, metrics=metrics,
+            breaker_store=breaker_store)
+        connectors = built
     owned_gateway = gateway is None
     gateway = gateway or build_model_gateway(settings, metrics, breaker_store)
     store = PlaybookStore(settings.agent.playbooks_dir or DEFAULT_ROOT)
@@ -67,6 +69,4 @@ async def investigator(
             await gateway.aclose()
         if owned_connectors:
             for connector in connectors.values():
-                close = getattr(connector, "aclose", None)
-                if close is not None:
-                    await close()
+                await connector.aclose()

@@ -32,7 +32,7 @@ def build_graph() -> StateGraph[InvestigationState, AgentContext, Any, Any]:
         InvestigationState, context_schema=AgentContext)
     graph.add_node("intake", intake)
     graph.add_node("route", route)
-    graph.add_node("query", query)  # type: ignore[arg-type]  # receives a QueryTask via Send
+    graph.add_node("query", query)  # type: ignore[call-overload]  # its input comes by Send
     graph.add_node("expand", expand)
     graph.add_node("diagnose", diagnose)
     graph.add_node("propose", propose)

@@ -62,6 +62,16 @@ class Investigator:
         """Carry on an interrupted investigation from its last checkpoint."""
         return await self._drive(None, investigation_id, on_event)
 
+    async def investigate_or_resume(self, investigation_id: str, *,
+                                    on_event: EventSink | None = None) -> dict[str, Any]:
+        """Resume an investigation that has a checkpoint; return its record when finished."""
+        snapshot = await self.graph.aget_state(self._config(investigation_id))
+        if not snapshot.values:
+            raise KeyError(f"no checkpoint for investigation {investigation_id}")
+        if not snapshot.next and snapshot.values.get("record") is not None:
+            return dict(snapshot.values["record"])
+        return await self.resume(investigation_id, on_event=on_event)
+
 
 def replay_line(case_id: str, record: dict[str, Any] | None, *, wall_ms: float,
                 error: str | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from connectors.base import Connector, ConnectorConfig, ConnectorFailure, Health, ToolResult
 from connectors.clickhouse.connector import ClickHouseConnector
@@ -41,7 +42,7 @@ class DisabledConnector:
         self.name = name
         self.reason = reason
 
-    async def run(self, operation: str, params: object = None, *,
+    async def run(self, operation: str, params: Any = None, *,
                   budget_s: float | None = None) -> ToolResult:
         """Return a `disabled` failure without calling anything."""
         return ToolResult(source=self.name, operation=operation, error=ConnectorFailure(

@@ -39,4 +39,4 @@ class ConnectorSettings(BaseSettings):
 
 def load_connector_settings(env_file: str | Path | None = ".env") -> ConnectorSettings:
     """Read connector settings from the environment and a .env file."""
-    return ConnectorSettings(_env_file=env_file)  # type: ignore[call-arg]
+    return ConnectorSettings(_env_file=env_file)

@@ -139,7 +139,11 @@ def _aggregate(values: list[Any], agg: str) -> Any:
     numbers = [n for n in (as_number(v) for v in values) if n is not None]
     if not numbers:
         return None
-    return {"max": max, "min": min, "sum": sum}[agg](numbers)
+    if agg == "max":
+        return max(numbers)
+    if agg == "min":
+        return min(numbers)
+    return sum(numbers)
 
 
 def _refs(items: Sequence[Evidence], limit: int | None = None) -> tuple[EvidenceRef, ...]:

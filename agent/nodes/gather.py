@@ -42,15 +42,16 @@ async def query(task: QueryTask, runtime: Runtime[AgentContext]) -> dict[str, An
     started = time.perf_counter()
     connector = ctx.connectors.get(call["source"])  # type: ignore[call-overload]
     if connector is None:
-        result = ToolResult(source=call["source"], operation=call["operation"],  # type: ignore[arg-type]
-                            params=call["params"], error=ConnectorFailure(
+        result = ToolResult.model_validate({
+            "source": call["source"], "operation": call["operation"], "params": call["params"],
+            "error": ConnectorFailure(
                                 kind="disabled", code="connector_missing",
-                                message=f"no connector {call['source']!r} is configured"))
+                message=f"no connector {call['source']!r} is configured")})
     else:
         result = await connector.run(call["operation"], call["params"],
                                      budget_s=ctx.settings.call_budget_s)
     outcome = "ok" if result.ok else f"{result.error.kind}" if result.error else "?"
-    get_stream_writer()({"step": "gather", "source": call["source"],
+    get_stream_writer()({"step": "gather", "key": call["key"], "source": call["source"],
                          "operation": call["operation"], "outcome": outcome,
                          "evidence": len(result.evidence), "ms": round(result.duration_ms)})
     record: CallRecord = {"key": call["key"], "round": call["round"], "uses": call["uses"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +44,10 @@ def query_variables(state: InvestigationState, query: Query) -> dict[str, Any]:
     }
 
 
+def _substitute(values: dict[str, str], match: re.Match[str]) -> str:
+    return values[match.group(1)]
+
+
 def fill(query: Query, variables: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """Fill a query's parameter templates; return (params, None) or (None, what is missing).
 
@@ -60,14 +66,13 @@ def fill(query: Query, variables: dict[str, Any]) -> tuple[dict[str, Any] | None
                 return None, whole.group(1)
             params[key] = resolved
             continue
-        text = value
+        values: dict[str, str] = {}
         for path in INLINE.findall(value):
             resolved = resolve(variables, path)
             if resolved is None or resolved == "":
                 return None, path
-            text = INLINE.sub(lambda m, p=path, r=resolved: str(r) if m.group(1) == p
-                              else m.group(0), text)
-        params[key] = text
+            values[path] = str(resolved)
+        params[key] = INLINE.sub(functools.partial(_substitute, values), value)
     return params, None
 
 

@@ -21,7 +21,7 @@ import re
 import struct
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from clickhouse_connect import get_client
 from clickhouse_connect.driver.exceptions import ClickHouseError, ProgrammingError
@@ -72,7 +72,7 @@ _HTTP_STATUS = re.compile(r"received HTTP status (\d{3})")
 
 
 class _RecordingPool(PoolManager):
-    """A urllib3 pool that remembers the last answer's status and Retry-After.
+    """A urllib3 pool that remembers, per thread, the last answer's Retry-After header.
 
     clickhouse-connect's errors keep the HTTP status only in their message and
     drop the headers, so Retry-After would otherwise be lost.
@@ -214,16 +214,14 @@ class ClickHouseClient:
         """Run one SELECT with bound `parameters` within the attempt's timeouts."""
         rows = await asyncio.to_thread(self._query_sync, sql, parameters, attempt.timeout_s,
                                        attempt.connect_timeout_s)
-        assert isinstance(rows, list)
-        return rows
+        return cast(list[Row], rows)
 
     async def columns(self, sql: str, parameters: Mapping[str, Any],
                       attempt: Attempt) -> Columns:
         """Run one SELECT like `query` and return its columns (cheaper for many rows)."""
         cols = await asyncio.to_thread(self._query_sync, sql, parameters, attempt.timeout_s,
                                        attempt.connect_timeout_s, True)
-        assert isinstance(cols, dict)
-        return cols
+        return cast(Columns, cols)
 
     def close(self) -> None:
         """Close the library client (and its connection pool)."""

@@ -13,6 +13,7 @@ validated table reference; every value is a server-side bound parameter.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,7 +122,6 @@ class ClickHouseConnector(Connector):
 
     async def _q(self, sql: str, values: dict[str, Any], attempt: Attempt) -> list[Row]:
         # the table reference is the only text spliced in: validated identifiers, quoted
-        values = {"limit": self.settings.row_limit, **values}
         sql = sql.replace("@T", self.settings.table_ref)
         return await self.client.query(sql, values, attempt)
 
@@ -153,24 +153,32 @@ class ClickHouseConnector(Connector):
         cols = await self.client.columns(
             _TIMELINE.replace("@T", self.settings.table_ref),
             {**base, "bucket": p.bucket_minutes, "limit": self.settings.row_limit}, attempt)
-        # times come as integers (seconds, milliseconds): up to row_limit rows are decoded
-        # here, and only the few distinct buckets and error onsets become datetimes
+        truncated = len(cols["n"]) >= self.settings.row_limit  # LIMIT row_limit was reached
+        # times come as integers (seconds, milliseconds) and rows come ordered by bucket: up
+        # to row_limit rows are folded here, so the loop does no more than it must
         buckets: dict[int, dict[str, Any]] = {}
         codes: dict[tuple[int, str], dict[str, Any]] = {}
+        current: int | None = None
+        b: dict[str, Any] = {}
+        by_status: dict[str, int] = {}
+        by_code: dict[str, int] = {}
+        by_provider: dict[str, int] = {}
         names = ("bucket", "e_status", "e_code", "e_provider", "n", "first_ms", "last_ms")
         for at, status, code, provider, n, first_ms, last_ms in zip(
                 *(cols[name] for name in names), strict=True):
-            b = buckets.get(at)
-            if b is None:
-                b = buckets[at] = {"start": _iso(_epoch(at)), "requests": 0, "errors": 0,
-                                   "by_status": {}, "by_error_code": {}, "by_provider": {}}
+            if at != current:
+                current, by_status, by_code, by_provider = at, {}, {}, {}
+                b = buckets[at] = {"start": at, "requests": 0, "errors": 0,
+                                   "by_status": by_status, "by_error_code": by_code,
+                                   "by_provider": by_provider}
             b["requests"] += n
             if not status:
                 continue
             b["errors"] += n
-            for name, key in (("by_status", str(status)), ("by_error_code", code),
-                              ("by_provider", provider)):
-                b[name][key] = b[name].get(key, 0) + n
+            label = str(status)
+            by_status[label] = by_status.get(label, 0) + n
+            by_code[code] = by_code.get(code, 0) + n
+            by_provider[provider] = by_provider.get(provider, 0) + n
             c = codes.get((status, code))
             if c is None:
                 c = codes[(status, code)] = {"count": 0, "first": first_ms, "bucket": at,
@@ -202,8 +210,10 @@ class ClickHouseConnector(Connector):
             since_counts = [int(row.get(f"r{i}", 0)) + c["after_bucket"]
                             for i, (_, c) in enumerate(dominant)]
         series = list(buckets.values())
-        peak_at, peak = max(((_epoch(k), b) for k, b in buckets.items()),
-                            key=lambda kv: kv[1]["errors"], default=(None, None))
+        peak = max(series, key=lambda item: item["errors"], default=None)
+        peak_at = _epoch(peak["start"]) if peak else None
+        for item in series:
+            item["start"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(item["start"]))
         text = (f"{p.workspace_id}: {errors} of {requests} requests ({pct(errors, requests)}) "
                 f"failed between {when(p.since)} and {when(p.until)}")
         if ranked:
@@ -212,13 +222,15 @@ class ClickHouseConnector(Connector):
         if peak and peak["errors"]:
             text += (f"; worst {p.bucket_minutes}-minute bucket from {when(peak_at)}: "
                      f"{peak['errors']} of {peak['requests']} failed")
+        if truncated:
+            text += f" (only the first {self.settings.row_limit:,} result rows were read)"
         items = [self._ev(f"timeline:{p.workspace_id}", f"Error timeline of {p.workspace_id}",
                           text + ".", {
                               "workspace_id": p.workspace_id, "since": _iso(p.since),
                               "until": _iso(p.until), "bucket_minutes": p.bucket_minutes,
                               "requests": requests, "errors": errors,
                               "error_rate": _rate(errors, requests),
-                              "truncated": len(cols["n"]) >= self.settings.row_limit,
+                              "truncated": truncated,
                               "errors_by_code": [{"status": s, "error_code": c, "count": v["count"]}
                                                  for (s, c), v in ranked],
                               "buckets": series})]

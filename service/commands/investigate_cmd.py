@@ -104,7 +104,8 @@ def render(record: dict[str, Any]) -> None:
 
 
 def investigate(
-    case: Annotated[Path | None, typer.Option(help="a case folder: its world in the sandbox")] = None,
+    case: Annotated[Path | None,
+                    typer.Option(help="a case folder: its world in the sandbox")] = None,
     ticket: Annotated[Path | None, typer.Option(help="a ticket JSON/YAML file: configured "
                                                      "connectors")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the replay-results line")] = False,

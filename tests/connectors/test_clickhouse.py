@@ -140,6 +140,16 @@ async def test_error_timeline_finds_payment_required(worlds: dict[str, Loaded]) 
         in err.summary
 
 
+async def test_timeline_says_when_row_limit_cut_it(worlds: dict[str, Loaded]) -> None:
+    w = worlds["pub-06-card-declined"]
+    config = ClickHouseConfig(database=w.database, row_limit=5)
+    result = ok(await build(config).run("error_timeline", {
+        "workspace_id": "ws_birchwood", "since": w.until - DAY, "until": w.until}))
+    assert result.evidence[0].data["truncated"] is True
+    assert len(result.evidence[0].data["buckets"]) <= 5
+    assert "only the first 5 result rows" in result.evidence[0].summary
+
+
 async def test_top_error_codes_names_the_rejected_key(worlds: dict[str, Loaded]) -> None:
     w = worlds["pub-09-key-rotated"]
     since = w.until - DAY
