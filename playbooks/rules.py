@@ -55,6 +55,18 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(fill, template).strip()
 
 
+def unwrap(text: str) -> str:
+    """Join the hard-wrapped lines of each paragraph (YAML authors wrap at ~95 columns)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    for line in lines:
+        if out and out[-1] and line.strip() and len(out[-1]) >= 60:
+            out[-1] = f"{out[-1].rstrip()} {line.strip()}"
+        else:
+            out.append(line.rstrip())
+    return "\n".join(out)
+
+
 def candidates(rule_input: RuleInput) -> list[Candidate]:
     """Score every hypothesis of every playbook; best first."""
     found: list[Candidate] = []
@@ -73,10 +85,14 @@ def candidates(rule_input: RuleInput) -> list[Candidate]:
     return found
 
 
+MAX_CITED = 50  # Diagnosis.cited holds at most this many
+
+
 def _cited(candidate: Candidate) -> list[EvidenceRef]:
     ids = (*candidate.hypothesis.require, *candidate.hypothesis.cite)
-    refs = [r for s in dict.fromkeys(ids) for r in candidate.evaluation.results[s].refs]
-    return list(dict.fromkeys(refs))
+    results = candidate.evaluation.results
+    refs = [r for s in dict.fromkeys(ids) if results[s].holds for r in results[s].refs]
+    return list(dict.fromkeys(refs))[:MAX_CITED]
 
 
 def diagnose(rule_input: RuleInput) -> Diagnosis:
@@ -110,7 +126,7 @@ def diagnose(rule_input: RuleInput) -> Diagnosis:
         root_cause=hyp.root_cause, severity=hyp.severity, confidence=round(confidence, 3),
         summary=f"{best.playbook.title}: {facts}." if facts else best.playbook.title,
         cited=_cited(best),
-        reply_draft=render(best.playbook.replies[hyp.reply], variables),
+        reply_draft=unwrap(render(best.playbook.replies[hyp.reply], variables)),
         actions=[ProposedAction(type=a.type.value, reason=a.reason,
                                 params={k: render(v, variables) if isinstance(v, str) else v
                                         for k, v in a.params.items()})

@@ -79,7 +79,10 @@ def as_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):  # NaN, or milliseconds read as seconds
+            return None
     if isinstance(value, str) and value:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -90,6 +93,8 @@ def as_time(value: Any) -> datetime | None:
 
 
 def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
     if a == b:
         return True
     na, nb = as_number(a), as_number(b)
@@ -169,10 +174,12 @@ def evaluate_signal(signal: Signal, outcomes: Mapping[str, QueryOutcome],
         parts = [done[s] for s in signal.signals]
         held = [p for p in parts if p.holds]
         holds = {"all": len(held) == len(parts), "any": bool(held), "none": not held}[signal.kind]
-        refs = tuple(dict.fromkeys(r for p in held for r in p.refs)) if signal.kind != "none" \
-            else ()
-        return SignalResult(signal.id, holds, len(held), refs,
-                            unknown=any(p.unknown for p in parts) and not holds)
+        refs = tuple(dict.fromkeys(r for p in held for r in p.refs)) \
+            if holds and signal.kind != "none" else ()
+        some_unknown = any(p.unknown for p in parts)
+        # "none" holding may only mean a source failed; the others fail for the same reason
+        unknown = some_unknown and (holds if signal.kind == "none" else not holds)
+        return SignalResult(signal.id, holds, len(held), refs, unknown=unknown)
     if signal.kind == "after":
         assert signal.of and signal.reference and signal.field and signal.reference_field
         assert signal.minutes is not None

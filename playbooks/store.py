@@ -139,11 +139,14 @@ class PlaybookStore:
     def active(self, pins: dict[str, str] | None = None) -> list[Playbook]:
         """Return the active version of every valid playbook (`pins` override versions)."""
         loaded = self.load()
+        for pid, version in (pins or {}).items():
+            if version not in loaded.versions.get(pid, {}):
+                raise NotFoundError(f"pinned playbook {pid}@{version} does not load")
         chosen = {**self.active_versions(), **(pins or {})}
         result = []
         for pid, versions in sorted(loaded.versions.items()):
             version = chosen.get(pid) or max(versions, key=version_tuple)
-            if version in versions:
+            if version in versions:  # a broken active version is left out; lint reports it
                 result.append(versions[version])
         return result
 

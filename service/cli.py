@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from service.commands import config_cmd, connectors_cmd, demo_cmd, investigate_cmd
+from service.commands import (
+    config_cmd,
+    connectors_cmd,
+    demo_cmd,
+    investigate_cmd,
+    playbooks_cmd,
+)
 
 app = typer.Typer(
     name="sleuth",
@@ -13,8 +19,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("demo")(demo_cmd.demo)
+app.command("gateway-demo")(demo_cmd.gateway_demo)
 app.command("investigate")(investigate_cmd.investigate)
 app.add_typer(connectors_cmd.app, name="connectors")
+app.add_typer(playbooks_cmd.app, name="playbooks")
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent.runner import replay_line
+from core.settings import load_settings
 from core.telemetry import Metrics, configure_logging
+from sandbox.cases import discover, load_case
 from sandbox.models import ModelSandbox
+from service.commands.investigate_cmd import Progress, render, run_case
 from service.demo import ScenarioResult, run_demo
+
+DEMO_CASES = Path(__file__).resolve().parents[2] / "evals" / "cases"
 
 
 def _console() -> Console:
@@ -38,10 +46,10 @@ def _table(results: list[ScenarioResult]) -> Table:
     return table
 
 
-def demo(
-    show_logs: bool = typer.Option(False, "--logs", help="print the JSON log lines as well"),
+def gateway_demo(
+    show_logs: Annotated[bool, typer.Option("--logs", help="print the JSON log lines")] = False,
 ) -> None:
-    """Run the model gateway demo against local sandbox model servers."""
+    """Show the model gateway's fallbacks against local sandbox model servers."""
     configure_logging(level="INFO" if show_logs else "ERROR", json=True)
     metrics = Metrics()
     with ModelSandbox() as sandbox, console.status("running scenarios…"):
@@ -53,3 +61,52 @@ def demo(
                                 "sleuth_model_cost_usd_total", "sleuth_model_tokens_total"))]
     console.print("[bold]Metrics (Prometheus text, excerpt)[/bold]")
     console.print("\n".join(keep), highlight=False)
+
+
+def _expected_mark(case_dir: Path, line: dict[str, Any]) -> str:
+    expected = load_case(case_dir).case.expected
+    if expected is None:
+        return "-"
+    ok = line["root_cause"] == expected.root_cause.value
+    return "[green]✓[/green]" if ok else f"[red]✗ expected {expected.root_cause.value}[/red]"
+
+
+def demo(
+    cases: Annotated[Path, typer.Option(help="a folder of cases (or one case)")] = DEMO_CASES,
+    detail: Annotated[str, typer.Option(help="case id to print in full")] = "pub-06-card-declined",
+) -> None:
+    """Investigate the demo cases end to end on embedded defaults (sandbox world, rule tier)."""
+    configure_logging(level="ERROR")
+    settings = load_settings()
+    folders = discover(cases)
+    if not folders:
+        console.print(f"[red]no cases under {cases}[/red]")
+        raise typer.Exit(2)
+    table = Table(title=f"Investigations of {len(folders)} demo cases (no model reachable: "
+                        "the playbooks' rule tier diagnoses)")
+    for column in ("case", "ticket", "diagnosis", "conf.", "tier", "cited evidence",
+                   "actions", "ms", "expected"):
+        table.add_column(column, overflow="fold")
+    shown: dict[str, Any] | None = None
+    correct = 0
+    with console.status("investigating…") as status:
+        for folder in folders:
+            status.update(f"investigating {folder.name}…")
+            record, case_id, wall = asyncio.run(run_case(folder, settings, Progress(True)))
+            line = replay_line(case_id, record, wall_ms=wall)
+            mark = _expected_mark(folder, line)
+            correct += mark.startswith("[green]")
+            table.add_row(
+                case_id, record["ticket_id"], f"{line['root_cause']} ({line['severity']})",
+                f"{line['confidence']:.2f}", line["tier"],
+                "\n".join(f"{c['source']}:{c['ref']}" for c in line["cited"]),
+                "\n".join(a["type"] for a in line["actions"]), str(line["wall_ms"]), mark,
+            )
+            if case_id == detail:
+                shown = record
+    if shown is not None:
+        console.rule(f"One investigation in full: {detail}")
+        render(shown)
+    console.print(table)
+    console.print(f"[bold]{correct} of {len(folders)} diagnosed as expected.[/bold] "
+                  "Try: sleuth investigate --case evals/cases/pub-10-bad-release")

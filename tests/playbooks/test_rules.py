@@ -285,10 +285,6 @@ def test_cite_limit_applies_to_citations() -> None:
     assert EvidenceRef(source="statuspage", ref="inc-1") in diagnosis.cited
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG playbooks/signals.py:172 (evaluate_signal) + playbooks/rules.py:76 (_cited): an `all` "
-    "signal that does NOT hold still carries the refs of its parts that held, and _cited does "
-    "not check `holds`, so a cited `all` signal that is false cites evidence"))
 def test_a_cited_combination_that_does_not_hold_cites_nothing() -> None:
     signals = [*copy.deepcopy(BASE["signals"]),
                {"id": "both", "kind": "all", "signals": ["incident", "bug"]}]
@@ -299,10 +295,6 @@ def test_a_cited_combination_that_does_not_hold_cites_nothing() -> None:
     assert diagnosis.cited == [EvidenceRef(source="clickhouse", ref="errors:timeout")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG playbooks/rules.py:112 (diagnose) passes every "
-                   "cited ref to Diagnosis, whose `cited` allows at most 50 (core/domain.py:160 "
-                   "max_length=50): a signal without cite_limit that selects 51+ items "
-                   "makes the rule tier raise ValidationError instead of diagnosing")
 def test_many_matching_items_still_give_a_diagnosis() -> None:
     timeline = ok(*(ev(f"errors:timeout:{i}", code="timeout") for i in range(60)))
     diagnosis = diagnose(rule_input(timeline=timeline))

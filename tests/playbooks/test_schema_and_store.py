@@ -58,8 +58,14 @@ def edit(path: Path, old: str, new: str) -> None:
 
 # --- the committed playbooks -----------------------------------------------------------------
 
-def test_every_committed_playbook_loads() -> None:
-    loaded = PlaybookStore().load()
+@pytest.fixture(scope="module")
+def committed() -> PlaybookStore:
+    """The real store (one per module, so its parse cache is shared)."""
+    return PlaybookStore()
+
+
+def test_every_committed_playbook_loads(committed: PlaybookStore) -> None:
+    loaded = committed.load()
     assert loaded.errors == []
     assert sorted(loaded.versions) == IDS
     assert len(IDS) == 10
@@ -69,13 +75,14 @@ def test_every_committed_playbook_loads() -> None:
             assert load_file(DEFAULT_ROOT / "library" / pid / f"{version}.yaml") == playbook
 
 
-def test_every_root_cause_has_a_hypothesis() -> None:
-    covered = {h.root_cause for p in PlaybookStore().active() for h in p.hypotheses}
+def test_every_root_cause_has_a_hypothesis(committed: PlaybookStore) -> None:
+    covered = {h.root_cause for p in committed.active() for h in p.hypotheses}
     assert covered == set(RootCause)
 
 
-def test_every_active_entry_exists_and_every_playbook_is_active() -> None:
-    store = PlaybookStore()
+def test_every_active_entry_exists_and_every_playbook_is_active(
+        committed: PlaybookStore) -> None:
+    store = committed
     active = store.active_versions()
     assert sorted(active) == IDS
     for pid, version in active.items():
@@ -84,8 +91,8 @@ def test_every_active_entry_exists_and_every_playbook_is_active() -> None:
     assert [p.key for p in store.active()] == [f"{pid}@{active[pid]}" for pid in IDS]
 
 
-def test_committed_templates_use_known_roots() -> None:
-    for playbook in PlaybookStore().active():
+def test_committed_templates_use_known_roots(committed: PlaybookStore) -> None:
+    for playbook in committed.active():
         for text in playbook.replies.values():
             for path in INLINE.findall(text):
                 assert path.split(".")[0] in ("ticket", "customer", "signals"), (playbook.id, path)

@@ -204,10 +204,6 @@ def test_as_time_rejects_non_times(value: Any) -> None:
     assert as_time(value) is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG playbooks/signals.py:82 as_time: "
-                   "datetime.fromtimestamp raises ValueError/OverflowError for epoch values "
-                   "out of range (e.g. epoch milliseconds 1.7e12, NaN) instead of returning None, "
-                   "so one bad time field in evidence crashes evaluate()")
 def test_as_time_out_of_range_epoch_is_none_not_a_crash() -> None:
     assert as_time(1_757_844_000_000) is None  # epoch milliseconds
     assert as_time(float("nan")) is None
@@ -508,11 +504,6 @@ def test_combinations_unknown_when_a_part_failed_and_it_does_not_hold() -> None:
     assert (results["any_held"].holds, results["any_held"].unknown) == (True, False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG playbooks/signals.py:175 (evaluate_signal, all/any/none branch): combinations set "
-    "unknown = any(part.unknown) and not holds; for `none` that is backwards: a `none` signal "
-    "that holds only because its part's query failed reports unknown=False (absence taken as "
-    "evidence), so the rule tier does not lower confidence"))
 def test_none_over_a_failed_source_is_unknown() -> None:
     signals = [{"id": "down", "kind": "exists", "select": {"query": "r"}},
                {"id": "no_down", "kind": "none", "signals": ["down"]}]
@@ -543,10 +534,6 @@ def test_unknown_signal_reference_is_rejected_by_the_schema() -> None:
         playbook([{"id": "a", "kind": "any", "signals": ["ghost"]}])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG playbooks/signals.py:82 (as_time), called by evaluate_signal for `after`: an `after` "
-    "signal raises ValueError when an evidence time field holds epoch milliseconds instead of "
-    "skipping the unreadable item"))
 def test_after_skips_items_with_unreadable_epoch() -> None:
     result = run(after(), q=ok(ev("err", first_seen=1_757_844_000_000),
                                ev("err2", first_seen=iso(5))),

@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "config"):
+    for command in ("demo", "gateway-demo", "investigate", "connectors", "playbooks", "config"):
         assert command in result.output
 
 
@@ -44,8 +44,15 @@ def test_config_check_refuses_placeholder_secrets_in_production(
     assert "anthropic" in result.output and "placeholder" in result.output
 
 
-def test_demo_runs_every_scenario() -> None:
-    result = runner.invoke(app, ["demo"], env={"COLUMNS": "200"})
+def test_demo_investigates_the_demo_cases(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "220", "SLEUTH_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert "10 of 10 diagnosed as expected" in result.output
+    assert "billing.payment_failed" in result.output
+
+
+def test_gateway_demo_runs_every_scenario() -> None:
+    result = runner.invoke(app, ["gateway-demo"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for scenario in ("healthy", "Anthropic outage", "breaker open", "every model down",
                      "no rule matches", "stream cut after tokens"):
