@@ -43,6 +43,16 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def postgres_url() -> str:
+    """Return the URL of the local PostgreSQL database `test` (skip or fail when it is down)."""
+    host = os.environ.get("SLEUTH_TEST_POSTGRES_HOST", "127.0.0.1")
+    port = int(os.environ.get("SLEUTH_TEST_POSTGRES_PORT", "5432"))
+    require_service("PostgreSQL", host, port)
+    user = os.environ.get("SLEUTH_TEST_POSTGRES_USER", "postgres")
+    return f"postgresql://{user}@{host}:{port}/test"
+
+
+@pytest.fixture
 def metrics() -> Metrics:
     """Return metrics on a fresh registry."""
     return Metrics()

@@ -101,8 +101,8 @@ async def expand(state: InvestigationState, runtime: Runtime[AgentContext]) -> d
         remaining = []
     plan, new_keys, skipped = plan_queries(state, ready, results_by_playbook(state),
                                            state.get("round", 0))
-    get_stream_writer()({"step": "gather", "source": "plan", "operation": "expand",
-                         "outcome": f"{len(plan)} more", "evidence": 0, "ms": 0})
+    get_stream_writer()({"step": "expand", "detail": f"{len(plan)} more queries from results, "
+                                                     f"{len(skipped)} without a value"})
     return {"plan": plan, "query_keys": new_keys, "deferred": remaining,
             "skipped_queries": skipped,
             "timings": {f"expand:{len(deferred)}": (time.perf_counter() - started) * 1000}}

@@ -110,22 +110,31 @@ def investigate(
                                                      "connectors")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the replay-results line")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    pin: Annotated[list[str] | None, typer.Option(
+        help="ID@VERSION: use this playbook version (repeatable), e.g. to rerun an "
+             "investigation with the versions it used")] = None,
 ) -> None:
     """Investigate one ticket and print the diagnosis with its evidence."""
     if (case is None) == (ticket is None):
         raise typer.BadParameter("give exactly one of --case or --ticket")
+    pins = {}
+    for item in pin or []:
+        pid, _, version = item.partition("@")
+        if not pid or not version:
+            raise typer.BadParameter(f"--pin takes ID@VERSION, got {item!r}")
+        pins[pid] = version
     configure_logging(level="ERROR")
     progress = Progress(quiet or as_json)
     try:
         settings = load_settings()
         if case is not None:
-            record, case_id, wall = asyncio.run(run_case(case, settings, progress))
+            record, case_id, wall = asyncio.run(run_case(case, settings, progress, pins))
         else:
             assert ticket is not None
             parsed = _load_ticket(ticket)
 
             async def live() -> dict[str, Any]:
-                async with investigator(settings, load_connector_settings()) as inv:
+                async with investigator(settings, load_connector_settings(), pins=pins) as inv:
                     return await inv.investigate(parsed, on_event=progress)
 
             record = asyncio.run(live())
