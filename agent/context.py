@@ -11,6 +11,10 @@ from connectors.base import ToolResult
 from core.domain import SourceName
 from core.llm import ModelGateway
 from core.settings import AgentSettings
+from governance.approvals import ApprovalService
+from governance.audit import AuditLog
+from governance.effectors.base import EffectorSet
+from governance.taxonomy import Taxonomy
 from playbooks.store import PlaybookStore
 
 
@@ -24,8 +28,23 @@ class Runnable(Protocol):
 
 
 def no_redaction(text: str, *, investigation_id: str) -> str:
-    """Return text unchanged (the governance layer replaces this hook)."""
+    """Return text unchanged (used when no redactor is configured)."""
     return text
+
+
+def no_value_redaction(value: Any, *, investigation_id: str) -> Any:
+    """Return a value unchanged (used when no redactor is configured)."""
+    return value
+
+
+@dataclass
+class GovernanceContext:
+    """The governance layer as the graph uses it."""
+
+    taxonomy: Taxonomy
+    approvals: ApprovalService
+    audit: AuditLog | None = None
+    effectors: EffectorSet | None = None
 
 
 @dataclass
@@ -37,5 +56,15 @@ class AgentContext:
     store: PlaybookStore
     settings: AgentSettings = field(default_factory=AgentSettings)
     pins: dict[str, str] = field(default_factory=dict)  # playbook id → version to use
+    governance: GovernanceContext | None = None
     redact: Callable[..., str] = no_redaction
+    redact_value: Callable[..., Any] = no_value_redaction
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def audit(self, kind: str, investigation_id: str, payload: dict[str, Any],
+              actor: str = "system") -> None:
+        """Append to the audit log when one is configured (payloads are redacted first)."""
+        if self.governance is None or self.governance.audit is None:
+            return
+        clean = self.redact_value(payload, investigation_id=investigation_id)
+        self.governance.audit.append(kind, clean, investigation_id=investigation_id, actor=actor)

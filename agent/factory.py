@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine
 
 from agent.checkpoint import open_checkpointer
-from agent.context import AgentContext, Runnable
+from agent.context import AgentContext, GovernanceContext, Runnable
 from agent.runner import Investigator
 from connectors.registry import build_connectors
 from connectors.settings import ConnectorSettings
@@ -15,6 +20,12 @@ from core.llm import ModelGateway, build_gateway
 from core.resilience import BreakerStore
 from core.settings import Settings
 from core.telemetry import Metrics
+from governance.approvals import ApprovalService
+from governance.audit import AuditLog
+from governance.db import create_all, make_engine
+from governance.effectors.base import EffectorSet
+from governance.taxonomy import DEFAULT_ROOT as TAXONOMY_ROOT
+from governance.taxonomy import load_active
 from playbooks.rules import PlaybookRuleEngine
 from playbooks.store import DEFAULT_ROOT, PlaybookStore
 
@@ -24,6 +35,27 @@ def build_model_gateway(settings: Settings, metrics: Metrics,
     """Return the gateway whose rules tier is the playbooks' rule engine."""
     return build_gateway(settings, metrics=metrics, rule_engine=PlaybookRuleEngine(),
                          breaker_store=breaker_store)
+
+
+EffectorsSource = EffectorSet | Callable[[Engine], EffectorSet] | None
+
+
+def build_governance(settings: Settings, *, effectors: EffectorsSource = None,
+                     redact: Callable[[Any], Any] | None = None) -> GovernanceContext:
+    """Return the taxonomy, approvals, audit log and effectors over the configured database."""
+    url = settings.database_url.get_secret_value()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    create_all(engine)
+    taxonomy = load_active(settings.governance.taxonomy_dir or TAXONOMY_ROOT)
+    return GovernanceContext(
+        taxonomy=taxonomy,
+        approvals=ApprovalService(engine, taxonomy, expiry=timedelta(
+            hours=settings.governance.approval_expiry_hours)),
+        audit=AuditLog(engine, scrub=redact),
+        effectors=effectors(engine) if callable(effectors) else effectors,
+    )
 
 
 def checkpoint_target(settings: Settings) -> str:
@@ -45,6 +77,8 @@ async def investigator(
     pins: dict[str, str] | None = None,
     checkpoints: str | None = None,
     breaker_store: BreakerStore | None = None,
+    governance: GovernanceContext | Literal["settings"] | None = "settings",
+    effectors: EffectorsSource = None,
 ) -> AsyncIterator[Investigator]:
     """Yield a ready investigator; close its connectors and gateway afterwards."""
     metrics = metrics or Metrics()
@@ -59,8 +93,11 @@ async def investigator(
     owned_gateway = gateway is None
     gateway = gateway or build_model_gateway(settings, metrics, breaker_store)
     store = PlaybookStore(settings.agent.playbooks_dir or DEFAULT_ROOT)
+    if governance == "settings":
+        governance = build_governance(settings, effectors=effectors)
     context = AgentContext(connectors=connectors, gateway=gateway, store=store,
-                           settings=settings.agent, pins=dict(pins or {}))
+                           settings=settings.agent, pins=dict(pins or {}),
+                           governance=governance)
     try:
         async with open_checkpointer(checkpoints or checkpoint_target(settings)) as saver:
             yield Investigator(context, saver)

@@ -8,7 +8,9 @@
                             query ◀──(Send per model follow-up)── diagnose
                                                                     │ (no follow-up)
                                                                     ▼
-                                                        propose → finalize → END
+                                          propose → govern → act → finalize ──▶ END
+                                                                   ▲           │ (approvals pending)
+                                                                   └── wait ◀──┘  interrupt()
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from agent.context import AgentContext
 from agent.nodes.diagnose import after_diagnose, diagnose
 from agent.nodes.finalize import finalize, propose
 from agent.nodes.gather import after_expand, expand, fan_out, query
+from agent.nodes.govern import act, after_finalize, govern, wait
 from agent.nodes.intake import intake
 from agent.nodes.route import route
 from agent.state import InvestigationState
@@ -36,7 +39,10 @@ def build_graph() -> StateGraph[InvestigationState, AgentContext, Any, Any]:
     graph.add_node("expand", expand)
     graph.add_node("diagnose", diagnose)
     graph.add_node("propose", propose)
+    graph.add_node("govern", govern)
+    graph.add_node("act", act)
     graph.add_node("finalize", finalize)
+    graph.add_node("wait", wait)
 
     graph.add_edge(START, "intake")
     graph.add_edge("intake", "route")
@@ -44,6 +50,9 @@ def build_graph() -> StateGraph[InvestigationState, AgentContext, Any, Any]:
     graph.add_edge("query", "expand")
     graph.add_conditional_edges("expand", after_expand, ["query", "expand", "diagnose"])
     graph.add_conditional_edges("diagnose", after_diagnose, ["query", "propose"])
-    graph.add_edge("propose", "finalize")
-    graph.add_edge("finalize", END)
+    graph.add_edge("propose", "govern")
+    graph.add_edge("govern", "act")
+    graph.add_edge("act", "finalize")
+    graph.add_conditional_edges("finalize", after_finalize, ["wait", END])
+    graph.add_edge("wait", "act")
     return graph

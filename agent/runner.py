@@ -9,6 +9,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
 
 from agent.context import AgentContext
 from agent.graph import build_graph
@@ -30,7 +31,7 @@ class Investigator:
     def _config(investigation_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": investigation_id}}
 
-    async def _drive(self, payload: dict[str, Any] | None, investigation_id: str,
+    async def _drive(self, payload: dict[str, Any] | Command[Any] | None, investigation_id: str,
                      on_event: EventSink | None) -> dict[str, Any]:
         with log_context(investigation_id=investigation_id):
             async for chunk in self.graph.astream(payload, self._config(investigation_id),
@@ -43,7 +44,10 @@ class Investigator:
         if record is None:
             raise RuntimeError(f"investigation {investigation_id} stopped before finishing "
                                f"(next: {snapshot.next})")
-        return dict(record)
+        result = dict(record)
+        # paused for people: the record stands, with the actions still pending approval
+        result["paused"] = bool(snapshot.next)
+        return result
 
     async def investigate(self, ticket: Ticket, *, investigation_id: str | None = None,
                           on_event: EventSink | None = None) -> dict[str, Any]:
@@ -59,8 +63,12 @@ class Investigator:
 
     async def resume(self, investigation_id: str, *,
                      on_event: EventSink | None = None) -> dict[str, Any]:
-        """Carry on an interrupted investigation from its last checkpoint."""
-        return await self._drive(None, investigation_id, on_event)
+        """Carry on from the last checkpoint: after a crash, or after approvals were decided."""
+        snapshot = await self.graph.aget_state(self._config(investigation_id))
+        waiting = any(task.interrupts for task in snapshot.tasks)
+        # a pause for approval is resumed with a Command; a crash by running on from the checkpoint
+        payload: Command[Any] | None = Command(resume={"decided": True}) if waiting else None
+        return await self._drive(payload, investigation_id, on_event)
 
     async def investigate_or_resume(self, investigation_id: str, *,
                                     on_event: EventSink | None = None) -> dict[str, Any]:

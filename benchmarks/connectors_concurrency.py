@@ -245,7 +245,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "every call of every round returned ToolResult.ok (the run aborts otherwise)",
         ],
         "environment": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                        "platform": platform.platform()},
+                        "platform": platform.platform(),
+                        "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
         "elapsed_s": round(time.monotonic() - started, 2),
     }
 

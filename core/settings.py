@@ -172,6 +172,16 @@ class AgentSettings(_Section):
     playbooks_dir: Path | None = Field(None, description="None: the packaged playbooks")
 
 
+class GovernanceSettings(_Section):
+    """Who may approve what, and for how long approvals wait."""
+
+    reviewers_file: Path | None = Field(
+        None, description="reviewers with roles and password hashes; None: the demo reviewers "
+                          "(refused in production)")
+    approval_expiry_hours: float = Field(4, gt=0, le=24 * 14)
+    taxonomy_dir: Path | None = Field(None, description="None: the packaged taxonomy")
+
+
 class TelemetrySettings(_Section):
     """Logs and metrics."""
 
@@ -211,13 +221,24 @@ class Settings(BaseSettings):
 
     profile: Profile = Profile.DEV
     data_dir: Path = Path("var")
-    database_url: SecretStr = SecretStr("sqlite:///var/sleuth.db")
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///var/sleuth.db"),
+        description="defaults to a SQLite file in data_dir")
     redis_url: SecretStr | None = None
     breaker_backend: Literal["memory", "redis"] = "memory"
     resilience: ResilienceSettings = ResilienceSettings()
     llm: LLMSettings = LLMSettings()
     agent: AgentSettings = AgentSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_in_data_dir(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("database_url"):
+            data_dir = values.get("data_dir") or "var"
+            values = {**values, "database_url": f"sqlite:///{Path(str(data_dir)) / 'sleuth.db'}"}
+        return values
 
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:

@@ -8,9 +8,15 @@ from types import TracebackType
 from typing import Any
 
 import clickhouse_connect
+from sqlalchemy import Engine
 
 from connectors.settings import ConnectorSettings
+from core.resilience import ResiliencePolicy
+from core.settings import ResilienceSettings
+from governance.effectors import Ledger, build_effectors, create_ledger_table
+from governance.effectors.base import EffectorSet
 from sandbox.apis import clickhouse as clickhouse_api
+from sandbox.apis import effectors as effectors_api
 from sandbox.apis import github as github_api
 from sandbox.apis import linear as linear_api
 from sandbox.apis import statuspage as statuspage_api
@@ -39,6 +45,9 @@ class SandboxWorld:
         self.server.mount("linear", linear_api.routes(self.world),
                           methods=frozenset({"POST"}))
         self.server.mount("statuspage", statuspage_api.routes(self.world))
+        # the writable side: where approved actions land, recorded for inspection
+        self.effects = effectors_api.EffectorSandbox().seed(self.world, case.case.ticket)
+        self.effects.mount(self.server)
         safe = re.sub(r"[^a-z0-9_]", "_", case.id.lower())[:40]
         self.database = f"case_{safe}_{uuid.uuid4().hex[:8]}"
         self._ch: Any = None
@@ -80,4 +89,15 @@ class SandboxWorld:
             linear=linear_api.sandbox_config(url("linear"), self.world),
             statuspage=statuspage_api.sandbox_config(url("statuspage"), self.world),
             docs={"root": docs_root} if docs_root is not None else {"enabled": False},
+        )
+
+    def effector_set(self, engine: Engine, resilience: ResilienceSettings) -> EffectorSet:
+        """Return effectors that write to this sandbox, idempotent through a ledger on `engine`."""
+        create_ledger_table(engine)
+        return build_effectors(
+            Ledger(engine), lambda name: ResiliencePolicy(name, resilience),
+            zendesk=effectors_api.zendesk_config(self.server),
+            stripe=effectors_api.stripe_write_config(self.server),
+            linear=effectors_api.linear_write_config(self.server),
+            paging=effectors_api.paging_config(self.server),
         )

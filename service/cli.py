@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from service.commands import (
+    approvals_cmd,
+    audit_cmd,
     config_cmd,
     connectors_cmd,
     demo_cmd,
@@ -23,6 +25,8 @@ app.command("gateway-demo")(demo_cmd.gateway_demo)
 app.command("investigate")(investigate_cmd.investigate)
 app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(playbooks_cmd.app, name="playbooks")
+app.add_typer(approvals_cmd.app, name="approvals")
+app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(config_cmd.app, name="config")
 
 

@@ -90,16 +90,24 @@ def _citation_check(known: set[tuple[str, str]]) -> Any:
     return check
 
 
-def _prompt(state: InvestigationState, evidence: list[Evidence], results: list[ToolResult]) -> str:
+def _prompt(state: InvestigationState, evidence: list[Evidence], results: list[ToolResult],
+            ctx: AgentContext) -> str:
+    iid = state["investigation_id"]
     items = []
     for e in evidence:
+        # nothing sensitive reaches a model: evidence is redacted like the ticket
+        e = e.model_copy(update={
+            "title": ctx.redact(e.title, investigation_id=iid),
+            "summary": ctx.redact(e.summary, investigation_id=iid),
+            "data": ctx.redact_value(e.data, investigation_id=iid)})
         data = json.dumps(e.data, default=str)
         items.append({"source": e.source, "ref": e.ref, "title": e.title, "summary": e.summary,
                       "data": data if len(data) <= _DATA_LIMIT else data[:_DATA_LIMIT] + "…"})
     degraded = sorted({f"{r.source}.{r.operation}: {r.error.kind}" for r in results if r.error})
     return json.dumps({
         "ticket": {k: state["ticket"][k] for k in ("id", "subject", "body", "created_at")},
-        "customer": state.get("customer"), "evidence": items, "degraded_sources": degraded,
+        "customer": ctx.redact_value(state.get("customer"), investigation_id=iid),
+        "evidence": items, "degraded_sources": degraded,
     }, ensure_ascii=False, default=str)
 
 
@@ -121,7 +129,8 @@ async def diagnose(state: InvestigationState, runtime: Runtime[AgentContext]) ->
     )
     variables = {"ticket": ticket, "customer": state.get("customer") or {}}
     request = ModelRequest(
-        system=system, messages=[Message(role="user", content=_prompt(state, evidence, results))],
+        system=system,
+        messages=[Message(role="user", content=_prompt(state, evidence, results, ctx))],
         task="diagnose", investigation_id=state["investigation_id"],
         sensitive=any(t in ("sensitive", "pii") for t in ticket.get("tags", [])),
         context={"rules": RuleInput(playbooks, outcomes_by_playbook(state), variables)},
@@ -129,6 +138,15 @@ async def diagnose(state: InvestigationState, runtime: Runtime[AgentContext]) ->
     )
     outcome = await ctx.gateway.generate(request, Diagnosis)
     tiers = [t.model_dump(mode="json") for t in outcome.tiers_tried]
+    for tier in outcome.tiers_tried:
+        ctx.audit("model_call", state["investigation_id"], {
+            "tier": tier.tier, "provider": tier.provider, "model": tier.model,
+            "outcome": tier.outcome, "latency_ms": round(tier.latency_ms, 3),
+            "usage": tier.usage.model_dump(), "cost_usd": str(tier.cost_usd),
+            "input": {"system_chars": len(request.system),
+                      "user": request.messages[0].content},
+            "output": outcome.output.model_dump(mode="json")
+            if isinstance(outcome, ModelResult) and tier.tier == outcome.tier else None})
     timing = {f"diagnose:{state.get('round', 0)}": (time.perf_counter() - started) * 1000}
     if not isinstance(outcome, ModelResult):
         write({"step": "diagnose", "detail": f"escalated to a person: {outcome.reason}"})
@@ -184,4 +202,5 @@ def after_diagnose(state: InvestigationState) -> list[Send] | Literal["propose"]
              and c["round"] > 0]
     if not calls:
         return "propose"
-    return [Send("query", QueryTask(call=c)) for c in calls]
+    return [Send("query", QueryTask(call=c, investigation_id=state["investigation_id"]))
+            for c in calls]

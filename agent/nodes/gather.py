@@ -18,6 +18,7 @@ class QueryTask(TypedDict):
     """What one parallel `query` branch receives."""
 
     call: PlannedCall
+    investigation_id: str
 
 
 def pending(state: InvestigationState) -> list[PlannedCall]:
@@ -32,7 +33,8 @@ def fan_out(state: InvestigationState) -> list[Send] | Literal["expand"]:
     calls = pending(state)
     if not calls:
         return "expand"
-    return [Send("query", QueryTask(call=call)) for call in calls]
+    return [Send("query", QueryTask(call=call, investigation_id=state["investigation_id"]))
+            for call in calls]
 
 
 async def query(task: QueryTask, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -51,6 +53,11 @@ async def query(task: QueryTask, runtime: Runtime[AgentContext]) -> dict[str, An
         result = await connector.run(call["operation"], call["params"],
                                      budget_s=ctx.settings.call_budget_s)
     outcome = "ok" if result.ok else f"{result.error.kind}" if result.error else "?"
+    ctx.audit("connector_call", task["investigation_id"], {
+        "source": call["source"], "operation": call["operation"], "params": call["params"],
+        "duration_ms": round(result.duration_ms, 3), "attempts": result.attempts,
+        "outcome": result.error.code if result.error else "ok",
+        "evidence": [e.ref for e in result.evidence]})
     get_stream_writer()({"step": "gather", "key": call["key"], "source": call["source"],
                          "operation": call["operation"], "outcome": outcome,
                          "evidence": len(result.evidence), "ms": round(result.duration_ms)})
@@ -112,5 +119,6 @@ def after_expand(state: InvestigationState) -> list[Send] | Literal["expand", "d
     """Fan out newly planned calls; re-expand if queries still wait; else diagnose."""
     calls = pending(state)
     if calls:
-        return [Send("query", QueryTask(call=call)) for call in calls]
+        return [Send("query", QueryTask(call=call, investigation_id=state["investigation_id"]))
+                for call in calls]
     return "expand" if state.get("deferred") else "diagnose"

@@ -122,6 +122,13 @@ async def intake(state: InvestigationState, runtime: Runtime[AgentContext]) -> d
     who = f"{customer['id']} ({customer['workspace_id']}) by {customer['matched_by']}" \
         if customer else "no Stripe customer found"
     write({"step": "intake", "detail": f"customer: {who}; categories: {', '.join(categories)}"})
+    ctx.audit("ticket_received", iid, {
+        "ticket_id": ticket.id, "source": ticket.source, "created_at": created.isoformat(),
+        "subject": ticket.subject, "body": ticket.body,
+        "requester": ctx.redact(raw.requester.email, investigation_id=iid),
+        "customer": customer and {"id": customer["id"], "workspace_id": customer["workspace_id"],
+                                  "matched_by": customer["matched_by"]},
+        "categories": categories})
     return {
         "ticket": ticket.model_dump(mode="json"), "customer": customer,
         "categories": categories, "window": window, "calls": calls, "round": 0,

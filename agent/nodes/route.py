@@ -118,6 +118,9 @@ async def route(state: InvestigationState, runtime: Runtime[AgentContext]) -> di
     deferred = [{"playbook": p.id, "query": q.id} for p in chosen for q in p.queries
                 if q.depends_on()]
     plan, keys, skipped = plan_queries(state, ready, {}, 0)
+    ctx.audit("playbooks", state["investigation_id"], {
+        "playbooks": [{"id": p.id, "version": p.version} for p in chosen],
+        "planned_calls": len(plan), "waiting": len(deferred), "skipped": skipped})
     names = ", ".join(p.key for p in chosen) or "none"
     write({"step": "route", "detail": f"playbooks: {names}; {len(plan)} queries planned, "
                                       f"{len(deferred)} waiting for results"})

@@ -65,8 +65,10 @@ async def run_case(case_dir: Path, settings: Settings, progress: Progress,
     loaded = load_case(case_dir)
     world = await asyncio.to_thread(lambda: SandboxWorld(loaded).start())
     try:
-        async with investigator(settings, world.connector_settings(), pins=pins,
-                                metrics=Metrics()) as inv:
+        async with investigator(
+            settings, world.connector_settings(), pins=pins, metrics=Metrics(),
+            effectors=lambda engine: world.effector_set(engine, settings.resilience),
+        ) as inv:
             started = time.perf_counter()
             record = await inv.investigate(loaded.case.ticket, on_event=progress)
             return record, loaded.id, (time.perf_counter() - started) * 1000

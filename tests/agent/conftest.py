@@ -51,6 +51,7 @@ async def investigating(world: SandboxWorld, settings: Settings, *,
                         gateway: ModelGateway | None = None, checkpoints: str = ":memory:",
                         **kw: Any) -> AsyncIterator[Investigator]:
     """Yield an investigator whose connectors point at `world`."""
+    kw.setdefault("effectors", lambda engine: world.effector_set(engine, settings.resilience))
     async with investigator(settings, world.connector_settings(), metrics=Metrics(),
                             gateway=gateway, checkpoints=checkpoints, **kw) as inv:
         yield inv

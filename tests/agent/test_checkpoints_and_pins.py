@@ -27,7 +27,7 @@ async def test_checkpoints_on_postgresql(
             "thread_id": record["investigation_id"]}})
     assert record["diagnosis"]["root_cause"] == "billing.quota_exceeded"
     assert snapshot.values["record"]["investigation_id"] == record["investigation_id"]
-    assert snapshot.next == ()
+    assert snapshot.next == ("wait",)  # the customer reply waits for a person
     # a second process (a fresh checkpointer) sees the finished investigation
     async with investigating(world, settings, checkpoints=postgres_url) as other:
         again = await other.investigate_or_resume(record["investigation_id"])
