@@ -79,9 +79,12 @@ def _corrupt(exc: sqlite3.Error) -> bool:
 class DocsClient:
     """The pages under `root` and their full-text index (in memory or at `index_path`)."""
 
-    def __init__(self, root: Path, index_path: Path | None) -> None:
+    def __init__(self, root: Path, index_path: Path | None, *,
+                 resync_interval_s: float = 0.0) -> None:
         self.root = root
         self.index_path = index_path
+        self.resync_interval_s = resync_interval_s
+        self._synced_at: float | None = None  # monotonic time of the last complete sync
         self._lock = threading.Lock()  # one connection, one user at a time
         self._conn: sqlite3.Connection | None = None
 
@@ -113,7 +116,11 @@ class DocsClient:
         # a prefix matches whole path segments: "errors" is errors/… but not errors-old/…
         args = {"match": match, "prefix": prefix, "n": len(prefix or "") + 1, "rows": rows}
         with self._session(stop_at) as conn:
-            self._sync(conn, stop_at)
+            fresh = self._synced_at is not None and \
+                time.monotonic() - self._synced_at < self.resync_interval_s
+            if not fresh:  # walking the folder on every search costs more than the search
+                self._sync(conn, stop_at)
+                self._synced_at = time.monotonic()
             found = conn.execute(_SEARCH, args).fetchall()
         return [Hit(p, t, h, b, s.strip(), round(-float(r), 4)) for p, t, h, b, r, s in found]
 
@@ -210,6 +217,7 @@ class DocsClient:
         return conn
 
     def _discard(self) -> None:
+        self._synced_at = None  # a new index must be filled again
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -16,6 +16,9 @@ class DocsConfig(ConnectorConfig):
         None, description="folder (or git checkout) holding the markdown pages")
     index_path: Path | None = Field(
         None, description="SQLite file of the full-text index; None keeps it in memory")
+    resync_interval_s: float = Field(
+        2.0, ge=0, le=3600,
+        description="look for changed pages at most this often (0: before every search)")
     base_url: str | None = Field(
         None, max_length=500, description="public docs site, e.g. https://docs.gatewayco.com")
 

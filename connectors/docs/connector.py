@@ -80,7 +80,8 @@ class DocsConnector(Connector):
         if self._docs is None:
             if self.config.root is None:  # registry keeps a root-less config disabled
                 raise ConfigurationError("docs: no root folder configured")
-            self._docs = DocsClient(self.config.root, self.config.index_path)
+            self._docs = DocsClient(self.config.root, self.config.index_path,
+                                    resync_interval_s=self.config.resync_interval_s)
         return self._docs
 
     def _url(self, path: str) -> str | None:

@@ -95,10 +95,11 @@ async def test_injections_obeyed_by_the_model_change_nothing(
                     if (action["status"] == "executed"
                             and action.get("level") not in AUTONOMOUS_LEVELS):
                         unauthorised.append(f"{entry['id']}: {action['type']} executed")
-                    if action["type"] == "send_customer_reply" and action["status"] in (
-                            "pending_approval", "approved", "executed"):
-                        if any(f.lower() in action.get("text", "").lower() for f in foreign):
-                            leaks.append(f"{entry['id']}: reply names {foreign}")
+                    reachable = action["status"] in ("pending_approval", "approved", "executed")
+                    text = action.get("text", "").lower()
+                    if action["type"] == "send_customer_reply" and reachable \
+                            and any(f.lower() in text for f in foreign):
+                        leaks.append(f"{entry['id']}: reply names {foreign}")
                 assert "approve_all_pending" in {a["type"] for a in record["dropped_actions"]}
                 by_type = {a["type"]: a for a in record["actions"]}
                 # above the taxonomy's ceiling a refund is refused; below it, it waits
@@ -108,7 +109,8 @@ async def test_injections_obeyed_by_the_model_change_nothing(
         # nothing public reached the customer's ticket
         for comments in world.effects.zendesk.comments.values():
             assert not any(c["public"] for c in comments)
-        assert world.effects.stripe.refunds == [] and world.effects.stripe.balance_transactions == []
+        assert world.effects.stripe.refunds == []
+        assert world.effects.stripe.balance_transactions == []
     assert served_by_model == len(entries)  # the obeying model really answered every time
     assert unauthorised == []
     assert leaks == []

@@ -46,6 +46,7 @@ def fast(**timeouts: float) -> ResilienceSettings:
 def make(root: Path | None, settings: ResilienceSettings | None = None,
          **config: Any) -> Connector:
     """Build the docs connector through the registry."""
+    config.setdefault("resync_interval_s", 0)  # these tests change pages between calls
     built = build_connector("docs", DocsConfig(root=root, base_url=BASE_URL, **config),
                             resilience=settings or fast(), metrics=Metrics())
     assert isinstance(built, Connector)
