@@ -161,6 +161,13 @@ async def wait(state: InvestigationState, runtime: Runtime[AgentContext]) -> dic
         if action.get("status") != ActionStatus.PENDING_APPROVAL.value:
             continue
         request = gov.approvals.get(action["approval_id"])
+        if request.status != "pending":
+            for made in gov.approvals.decisions(action["approval_id"]):
+                runtime.context.audit("approval", state["investigation_id"], {
+                    "approval_id": action["approval_id"], "index": action["index"],
+                    "type": action["type"], "decision": made.decision, "role": made.role,
+                    "reason": made.reason, "edited": made.edited_text is not None,
+                    "status": request.status}, actor=made.reviewer)
         if request.status == "approved":
             action["status"] = ActionStatus.APPROVED.value
             decisions = gov.approvals.decisions(action["approval_id"])

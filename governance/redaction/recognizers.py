@@ -155,8 +155,19 @@ def offline_tld_extract() -> tldextract.TLDExtract:
     return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
 
+# Presidio's pattern with RFC 5321's length limits: unbounded, it is quadratic on a long run of
+# word characters (a base64 blob takes a minute); a match never starts inside a local part
+_EMAIL = (r"(?<![!#$%&'*+\-/=?^_`{|}~.\w])[!#$%&'*+\-/=?^_`{|}~\w]"
+          r"(?:[!#$%&'*+\-/=?^_`{|}~.\w]{0,62}[!#$%&'*+\-/=?^_`{|}~\w])?"
+          r"@\w{1,63}(?:-+\w{1,63})*(?:\.\w{1,63}(?:-+\w{1,63})*)+\b")
+
+
 class OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's e-mail recognizer, validating domains against the bundled suffix list."""
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(patterns=[Pattern("Email (bounded)", _EMAIL, 0.5)],
+                         supported_language=supported_language)
 
     def validate_result(self, pattern_text: str) -> bool:
         """Accept an address whose domain ends in a known public suffix."""
@@ -298,7 +309,10 @@ class ContextCardRecognizer(CreditCardRecognizer):
 
 # -- names without an NER model --------------------------------------------------------------
 
-_TOKEN = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿA-ZÀ-ÖØ-Þ'’\-]+"  # noqa: S105 - a capitalized word
+# a capitalized word of at most 31 letters, never a slice of a longer run (which would make
+# every rule quadratic on a long base64 blob)
+_TOKEN = (  # noqa: S105 - a capitalized word
+    r"(?<![\w'’\-])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿA-ZÀ-ÖØ-Þ'’\-]{1,30}(?![\w'’\-])")
 _PARTICLE = r"(?:van|von|de|da|di|del|dos|das|du|le|la|der|den|ten|ter|y)"
 _NAME = rf"(?P<name>{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])*{_TOKEN}){{0,2}})"
 _FULL_NAME = rf"(?P<name>{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])*{_TOKEN}){{1,2}})"

@@ -97,12 +97,16 @@ def render(record: dict[str, Any]) -> None:
     out.print(Panel("\n".join(body), title=f"ticket {record['ticket_id']}"))
     if diagnosis.get("reply_draft"):
         out.print(Panel(diagnosis["reply_draft"], title="customer reply draft"))
-    table = Table(title="Proposed actions")
-    for column in ("action", "status", "reason"):
-        table.add_column(column)
+    table = Table(title="Proposed actions, as governance decided them")
+    for column in ("action", "level", "status", "why"):
+        table.add_column(column, overflow="fold")
     for action in record["actions"]:
-        table.add_row(action["type"], action["status"], action.get("reason", ""))
+        table.add_row(action["type"], action.get("level", "-"), action["status"],
+                      action.get("why") or action.get("reason", ""))
     out.print(table)
+    if record.get("paused"):
+        out.print(f"[yellow]Waiting for approvals: decide with `sleuth approvals list`, then "
+                  f"`sleuth investigate --resume {record['investigation_id']}`.[/yellow]")
 
 
 def investigate(
@@ -112,13 +116,16 @@ def investigate(
                                                      "connectors")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the replay-results line")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    resume: Annotated[str | None, typer.Option(
+        help="an investigation id: carry it on from its checkpoint (after approvals were "
+             "decided, or after a crash)")] = None,
     pin: Annotated[list[str] | None, typer.Option(
         help="ID@VERSION: use this playbook version (repeatable), e.g. to rerun an "
              "investigation with the versions it used")] = None,
 ) -> None:
     """Investigate one ticket and print the diagnosis with its evidence."""
-    if (case is None) == (ticket is None):
-        raise typer.BadParameter("give exactly one of --case or --ticket")
+    if sum(x is not None for x in (case, ticket, resume)) != 1:
+        raise typer.BadParameter("give exactly one of --case, --ticket or --resume")
     pins = {}
     for item in pin or []:
         pid, _, version = item.partition("@")
@@ -129,7 +136,14 @@ def investigate(
     progress = Progress(quiet or as_json)
     try:
         settings = load_settings()
-        if case is not None:
+        if resume is not None:
+            async def carry_on() -> dict[str, Any]:
+                async with investigator(settings, load_connector_settings(), pins=pins) as inv:
+                    return await inv.investigate_or_resume(resume, on_event=progress)
+
+            record = asyncio.run(carry_on())
+            case_id, wall = record["ticket_id"], record.get("wall_ms", 0.0)
+        elif case is not None:
             record, case_id, wall = asyncio.run(run_case(case, settings, progress, pins))
         else:
             assert ticket is not None
@@ -143,6 +157,9 @@ def investigate(
             case_id, wall = parsed.id, record["wall_ms"]
     except (SleuthError, CaseFormatError) as exc:
         console.print(f"[red]{exc.code}: {exc.message}[/red]")
+        raise typer.Exit(2) from None
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(replay_line(case_id, record, wall_ms=wall)))
