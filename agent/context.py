@@ -14,6 +14,7 @@ from core.settings import AgentSettings
 from governance.approvals import ApprovalService
 from governance.audit import AuditLog
 from governance.effectors.base import EffectorSet
+from governance.redaction import Redactor
 from governance.taxonomy import Taxonomy
 from playbooks.store import PlaybookStore
 
@@ -45,6 +46,7 @@ class GovernanceContext:
     approvals: ApprovalService
     audit: AuditLog | None = None
     effectors: EffectorSet | None = None
+    redactor: Redactor | None = None
 
 
 @dataclass

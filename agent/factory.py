@@ -24,6 +24,8 @@ from governance.approvals import ApprovalService
 from governance.audit import AuditLog
 from governance.db import create_all, make_engine
 from governance.effectors.base import EffectorSet
+from governance.redaction import Redactor
+from governance.redaction.vault import SqlVault
 from governance.taxonomy import DEFAULT_ROOT as TAXONOMY_ROOT
 from governance.taxonomy import load_active
 from playbooks.rules import PlaybookRuleEngine
@@ -55,6 +57,7 @@ def build_governance(settings: Settings, *, effectors: EffectorsSource = None,
             hours=settings.governance.approval_expiry_hours)),
         audit=AuditLog(engine, scrub=redact),
         effectors=effectors(engine) if callable(effectors) else effectors,
+        redactor=Redactor(SqlVault(engine)),
     )
 
 
@@ -98,6 +101,10 @@ async def investigator(
     context = AgentContext(connectors=connectors, gateway=gateway, store=store,
                            settings=settings.agent, pins=dict(pins or {}),
                            governance=governance)
+    if governance is not None and governance.redactor is not None:
+        # nothing sensitive reaches a model, a log or the audit log
+        context.redact = governance.redactor.redact
+        context.redact_value = governance.redactor.redact_value
     try:
         async with open_checkpointer(checkpoints or checkpoint_target(settings)) as saver:
             yield Investigator(context, saver)

@@ -173,7 +173,7 @@ def load_reviewers(path: Path | None, *, production: bool) -> Reviewers:
     """Load the reviewers to use: `path`, else the demo set; production refuses the demo set."""
     if path is None:
         if production:
-            raise ConfigurationError("production needs SLEUTH_REVIEWERS_FILE; the demo "
+            raise ConfigurationError("production needs SLEUTH_GOVERNANCE__REVIEWERS_FILE; the demo "
                                      "reviewers are for development only")
         path = DEMO_FILE
     reviewers = Reviewers.from_file(path)

@@ -121,11 +121,19 @@ async def act(state: InvestigationState, runtime: Runtime[AgentContext]) -> dict
         if gov is None or gov.effectors is None:
             action["why"] = "approved; no effector is configured to carry it out"
             continue
+        text = action.get("edited_text") or action.get("text", "")
+        if action["type"] == ActionType.SEND_CUSTOMER_REPLY.value and gov.redactor is not None:
+            # the customer gets their own details back, and nobody else's
+            text = gov.redactor.restore(text, investigation_id=state["investigation_id"],
+                                        allowed=True)
+            if foreign_identifiers(text, state):
+                action.update(status=ActionStatus.BLOCKED.value,
+                              why="the reply names another customer's data")
+                continue
         result = await gov.effectors.execute(EffectorAction(
             investigation_id=state["investigation_id"], index=action["index"],
             type=ActionType(action["type"]), params=action.get("params", {}),
-            ticket_id=state["ticket"]["id"], text=action.get("edited_text") or
-            action.get("text", "")))
+            ticket_id=state["ticket"]["id"], text=text))
         action["result"] = result.model_dump(mode="json")
         if result.status in ("executed", "duplicate"):
             action["status"] = ActionStatus.EXECUTED.value

@@ -23,6 +23,11 @@ _SECRET_PATTERNS = [
     re.compile(r"\blin_api_[A-Za-z0-9]{16,}"),
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*"),
     re.compile(r"(?i)(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password in URLs
+    re.compile(r"\bpk-(?:live|test)-[A-Za-z0-9]{12,}"),  # gateway keys
+    re.compile(r"\bgw_(?:(?:live|test)_)?[A-Za-z0-9]{20,}"),
+    re.compile(r"\bwhsec_[A-Za-z0-9]{16,}"),
+    re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"),
+    re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}"),  # JWTs
 ]
 _SECRET_KEYS = re.compile(r"(?i)(api[_-]?key|secret|password|token|authorization|cookie)")
 REDACTED = "[REDACTED]"

@@ -1,0 +1,1 @@
+"""The redaction corpus, its generator and its scorer."""

@@ -235,6 +235,11 @@ def _valid_phone(number: str, regions: tuple[str | None, ...]) -> bool:
     return False
 
 
+def clear_caches() -> None:
+    """Forget memoized phone-number checks (a benchmark measures cold lookups)."""
+    _valid_phone.cache_clear()
+
+
 def phone_score(text: str, start: int, raw: str) -> float:
     """Score a digit run as a phone number (0 when it is not one)."""
     digits = re.sub(r"\D", "", raw.replace("(0)", ""))
@@ -258,8 +263,8 @@ def phone_score(text: str, start: int, raw: str) -> float:
 class FastPhoneRecognizer(LocalRecognizer):
     """Phone numbers: digit-run candidates validated by libphonenumber for likely regions.
 
-    Presidio's PhoneRecognizer scans the whole text once per region, about 2 ms a region on
-    a 1,500-character ticket; validating only the candidates is ten times cheaper.
+    Presidio's PhoneRecognizer scans the whole text once per region: 29 ms for 14 regions
+    on a 1,500-character ticket here, twice the whole budget; this takes about 0.6 ms.
     """
 
     def __init__(self, supported_language: str = "en") -> None:
@@ -311,11 +316,11 @@ class ContextCardRecognizer(CreditCardRecognizer):
 
 # a capitalized word of at most 31 letters, never a slice of a longer run (which would make
 # every rule quadratic on a long base64 blob)
-_TOKEN = (  # noqa: S105 - a capitalized word
+_WORD = (
     r"(?<![\w'’\-])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿA-ZÀ-ÖØ-Þ'’\-]{1,30}(?![\w'’\-])")
 _PARTICLE = r"(?:van|von|de|da|di|del|dos|das|du|le|la|der|den|ten|ter|y)"
-_NAME = rf"(?P<name>{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])*{_TOKEN}){{0,2}})"
-_FULL_NAME = rf"(?P<name>{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])*{_TOKEN}){{1,2}})"
+_NAME = rf"(?P<name>{_WORD}(?:[ ](?:{_PARTICLE}[ ])*{_WORD}){{0,2}})"
+_FULL_NAME = rf"(?P<name>{_WORD}(?:[ ](?:{_PARTICLE}[ ])*{_WORD}){{1,2}})"
 _TITLE = r"(?:(?:Mr|Mrs|Ms|Dr|Herr|Frau|Sr|Sra|Srta|Señor|Señora|M|Mme|Sig|Dhr|Mevr)\.?[ ])?"
 _GREETINGS = (
     r"Hi|Hello|Hey|Dear|Hallo|Liebe|Lieber|Sehr geehrte|Sehr geehrter|Hola|Estimado|Estimada"
@@ -348,8 +353,8 @@ PERSON_RULES: tuple[re.Pattern[str], ...] = (
                re.MULTILINE),
     re.compile(rf"(?:^|(?<=\n))[ \t]*(?:{_SIGN_OFFS})[,.!]?(?:[ \t]*\n[ \t]*|[ \t]+)"
                rf"{_NAME}[ \t]*(?=\n|$|,|[ \t]+[—–|-][ \t])", re.MULTILINE),
-    # a signature block closing the text: "Ana Ruiz\nAcme Corp" or "Ana Ruiz, Acme Corp"
-    re.compile(rf"(?:\A|\n[ \t]*\n)[ \t]*{_FULL_NAME}[ \t]*(?:[,—–|-][^\n]{{0,60}})?"
+    # a signature paragraph closing a text: "Ana Ruiz\nAcme Corp" or "Ana Ruiz, Acme Corp"
+    re.compile(rf"\n[ \t]*\n[ \t]*{_FULL_NAME}[ \t]*(?:[,—–|-][^\n]{{0,60}})?"
                r"(?:\n[^\n]{1,60}){0,2}\s*\Z"),
     re.compile(rf"(?:{_LABELS})[ \t]*:[ \t]*{_TITLE}{_NAME}"),
     re.compile(rf"\b(?i:{_INTRODUCTIONS})[ ]+{_NAME}"),

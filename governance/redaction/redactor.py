@@ -14,7 +14,9 @@ from governance.redaction.vault import PLACEHOLDER, SECRET_KIND, InMemoryVault, 
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
+    from presidio_analyzer.nlp_engine import NlpArtifacts
     from presidio_anonymizer import AnonymizerEngine
+    from spacy.language import Language
 
 # Presidio's entity names -> the names findings and the corpus use
 ENTITY_NAMES = {
@@ -36,6 +38,7 @@ _PERSON_PARENTS = frozenset({"billing_details", "shipping", "customer", "request
                              "creator"})
 _NER_MODELS = {"en": ("en_core_web_sm", "en_core_web_md", "en_core_web_lg")}
 _SCORE_THRESHOLD = 0.5
+_LONG_RUN = re.compile(r"\S{64,}")
 # one analysis at a time per process: spaCy pipelines are not documented as thread-safe, and
 # the work holds the GIL anyway; building an analyzer twice in parallel would waste seconds
 _ANALYZE_LOCK = threading.Lock()
@@ -80,8 +83,14 @@ def build_analyzer(languages: tuple[str, ...], ner_models: tuple[tuple[str, str]
         def load(self) -> None:
             # Presidio's own load() would call spacy.cli.download for a missing model
             self.nlp = {  # type: ignore[assignment]
-                lang: spacy.load(ner[lang]) if lang in ner else spacy.blank(lang)
+                lang: spacy.load(ner[lang]) if lang in ner else _blank(lang)
                 for lang in languages}
+
+        def process_text(self, text: str, language: str) -> NlpArtifacts:
+            # spaCy's rule tokenizer is quadratic on a long run without spaces (6 s for 40 kB
+            # of "1:1:…"); NER has nothing to find there, so such runs become spaces, which
+            # keeps every offset
+            return super().process_text(_LONG_RUN.sub(_blank_out, text), language)
 
     engine = OfflineSpacyNlpEngine(
         models=[{"lang_code": lang, "model_name": ner.get(lang, "blank")} for lang in languages],
@@ -99,6 +108,20 @@ def build_analyzer(languages: tuple[str, ...], ner_models: tuple[tuple[str, str]
     return AnalyzerEngine(registry=registry, nlp_engine=engine,
                           supported_languages=list(languages),
                           default_score_threshold=_SCORE_THRESHOLD)
+
+
+def _blank(language: str) -> Language:
+    """Return spacy.blank(language) splitting on whitespace only (context words need no more)."""
+    import spacy
+    from spacy.tokenizer import Tokenizer  # type: ignore[import-not-found]  # a Cython module
+
+    nlp = spacy.blank(language)
+    nlp.tokenizer = Tokenizer(nlp.vocab)
+    return nlp
+
+
+def _blank_out(match: re.Match[str]) -> str:
+    return " " * len(match.group(0))
 
 
 @functools.cache

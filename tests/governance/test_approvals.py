@@ -426,7 +426,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         {"name": n, "role": r, "password_hash": hash_password(f"pw-{n}", **CHEAP)}
         for n, r in PEOPLE.items()]}))
     return {"SLEUTH_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-            "SLEUTH_REVIEWERS_FILE": str(people), "COLUMNS": "200"}
+            "SLEUTH_GOVERNANCE__REVIEWERS_FILE": str(people), "COLUMNS": "200"}
 
 
 def _cli_service(env: dict[str, str]) -> ApprovalService:
@@ -500,8 +500,8 @@ def test_cli_production_refuses_the_demo_reviewers(cli_env: dict[str, str]) -> N
            "SLEUTH_LLM__TIERS": '[{"name": "rules", "kind": "rules"}]',
            "SLEUTH_REVIEWER_PASSWORD": "demo-ada"}
     for reviewers in (str(DEMO_FILE), None):
-        run_env = {**env, "SLEUTH_REVIEWERS_FILE": reviewers} if reviewers else {
-            k: v for k, v in env.items() if k != "SLEUTH_REVIEWERS_FILE"}
+        run_env = {**env, "SLEUTH_GOVERNANCE__REVIEWERS_FILE": reviewers} if reviewers else {
+            k: v for k, v in env.items() if k != "SLEUTH_GOVERNANCE__REVIEWERS_FILE"}
         result = runner.invoke(app, ["approve", "1", "--as", "ada", "--reason", "x"],
                                env=run_env)
         assert result.exit_code == 2, result.output
