@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from core.telemetry import Metrics
 from sandbox.models import ModelSandbox
@@ -31,6 +32,13 @@ def require_service(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{message}, and CI=true requires it", pytrace=False)
     pytest.skip(f"{message} (start it to run this test; CI requires it)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Undo a test's logging set-up (a command under test may raise the level to ERROR)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
