@@ -16,7 +16,9 @@ both set to the attempt's timeout, so the next attempt waits at most that long.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import queue
 import re
 import struct
 import threading
@@ -164,6 +166,9 @@ def translate(exc: BaseException, *, retry_after: str | None = None) -> SleuthEr
     return UpstreamServerError(text)
 
 
+HTTP_CLIENTS = 4  # library clients per connector over HTTP
+
+
 class ClickHouseClient:
     """Runs bound, limited, read-only SELECTs and returns rows as dicts."""
 
@@ -172,8 +177,13 @@ class ClickHouseClient:
         self.config = config
         self._factory = factory or _open_library_client
         self._pool = _RecordingPool() if config.interface == "http" else None
-        self._client: Any = None
+        self._client: Any = None  # the one chDB client (in-process: calls run one at a time)
         self._lock = threading.Lock()
+        # HTTP: a few library clients, each used by one thread at a time, so one slow round
+        # trip does not hold every other query (and the worker threads behind it)
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._made = 0
+        self._make_lock = threading.Lock()
 
     def settings(self, timeout_s: float) -> dict[str, Any]:
         """Return the per-query limits for a query allowed `timeout_s` seconds."""
@@ -186,23 +196,57 @@ class ClickHouseClient:
             "max_execution_time": round(max(0.05, min(self.config.query_timeout_s, timeout_s)), 3),
         }
 
+    def _checkout(self, timeout_s: float) -> Any:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._make_lock:
+            if self._made < HTTP_CLIENTS:
+                self._made += 1
+                try:
+                    return self._factory(self.config, self._pool, timeout_s)
+                except BaseException:
+                    self._made -= 1
+                    raise
+        try:
+            return self._idle.get(timeout=timeout_s)
+        except queue.Empty:
+            raise ResponseTimeoutError("clickhouse: no free connection within the timeout") \
+                from None
+
+    def _run(self, client: Any, sql: str, parameters: Mapping[str, Any], timeout_s: float,
+             by_column: bool) -> list[Row] | Columns:
+        result = client.query(sql, parameters=dict(parameters), settings=self.settings(timeout_s),
+                              column_oriented=by_column)
+        names = list(result.column_names)
+        if by_column:
+            return {n: list(c) for n, c in zip(names, result.result_columns, strict=True)}
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
     def _query_sync(self, sql: str, parameters: Mapping[str, Any], timeout_s: float,
                     connect_timeout_s: float, by_column: bool = False) -> list[Row] | Columns:
-        with self._lock:
-            try:
-                if self._client is None:
-                    self._client = self._factory(self.config, self._pool, timeout_s)
-                if self._pool is not None:
-                    self._client.timeout = Timeout(connect=connect_timeout_s, read=timeout_s)
-                result = self._client.query(sql, parameters=dict(parameters),
-                                            settings=self.settings(timeout_s),
-                                            column_oriented=by_column)
-                names = list(result.column_names)
-                if by_column:
-                    return {n: list(c) for n, c in zip(names, result.result_columns, strict=True)}
-                return [dict(zip(names, row, strict=True)) for row in result.result_rows]
-            except Exception as exc:
-                raise translate(exc, retry_after=self._retry_after()) from exc
+        if self._pool is None:  # chDB
+            with self._lock:
+                try:
+                    if self._client is None:
+                        self._client = self._factory(self.config, self._pool, timeout_s)
+                    return self._run(self._client, sql, parameters, timeout_s, by_column)
+                except Exception as exc:
+                    raise translate(exc, retry_after=None) from exc
+        try:
+            client = self._checkout(timeout_s)
+        except SleuthError:
+            raise
+        except Exception as exc:  # opening the client can fail like a query
+            raise translate(exc, retry_after=self._retry_after()) from exc
+        try:
+            client.timeout = Timeout(connect=connect_timeout_s, read=timeout_s)
+            return self._run(client, sql, parameters, timeout_s, by_column)
+        except Exception as exc:
+            raise translate(exc, retry_after=self._retry_after()) from exc
+        finally:
+            self._idle.put(client)
 
     def _retry_after(self) -> str | None:
         if self._pool is None:
@@ -224,11 +268,18 @@ class ClickHouseClient:
         return cast(Columns, cols)
 
     def close(self) -> None:
-        """Close the library client (and its connection pool)."""
+        """Close the library clients (and their connection pools)."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
+            clients, self._client = [self._client], None
+        while True:
             try:
+                clients.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        with self._make_lock:
+            self._made = 0
+        for client in clients:
+            if client is None:
+                continue
+            with contextlib.suppress(Exception):  # closing is best effort
                 client.close()
-            except Exception:  # closing is best effort; nothing to report to a caller
-                return

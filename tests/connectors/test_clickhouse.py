@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -523,3 +524,17 @@ def test_synthetic_rows_are_deterministic() -> None:
     assert all(set(r) == set(api.COLUMNS) for r in one)
     assert [r["ts"] for r in one] == sorted(r["ts"] for r in one)
     assert api.database_name("pub-01") != api.database_name("pub-01")
+
+
+async def test_http_queries_run_side_by_side(remote: tuple, ch: LoopbackServer) -> None:
+    """One slow round trip must not hold every other query behind it (and their threads)."""
+    connector, params = remote
+    # warm: opening a client costs several round trips; open the pool's clients first
+    await asyncio.gather(*(connector.run("top_error_codes", params) for _ in range(4)))
+    ch.set_latency("clickhouse", 0.3)
+    started = time.perf_counter()
+    results = await asyncio.gather(*(connector.run("top_error_codes", params)
+                                     for _ in range(4)))
+    elapsed = time.perf_counter() - started
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert elapsed < 0.3 * 4 * 0.75, f"4 queries took {elapsed:.2f} s: they ran one at a time"
