@@ -18,6 +18,7 @@ from connectors.settings import ConnectorSettings
 from core.domain import SourceName
 from core.llm import ModelGateway, build_gateway
 from core.resilience import BreakerStore
+from core.resilience.factory import breaker_store_from_settings
 from core.settings import Settings
 from core.telemetry import Metrics
 from governance.approvals import ApprovalService
@@ -85,6 +86,8 @@ async def investigator(
 ) -> AsyncIterator[Investigator]:
     """Yield a ready investigator; close its connectors and gateway afterwards."""
     metrics = metrics or Metrics()
+    # one store for the connectors' and the models' breakers: Redis when several workers share them
+    breaker_store = breaker_store or breaker_store_from_settings(settings)
     owned_connectors = connectors is None
     if connectors is None:
         if connector_settings is None:
