@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -62,6 +64,21 @@ def build_governance(settings: Settings, *, effectors: EffectorsSource = None,
     )
 
 
+BLOCKING_THREADS = 64
+
+
+def _enough_threads() -> None:
+    """Give blocking client calls enough threads (the stock pool has cpu+4, 6 here)."""
+    loop = asyncio.get_running_loop()
+    # connectors run sync SDKs (PyGithub, docs, clickhouse-connect) in threads; with 6,
+    # a few slow calls starve every other connector of the same process
+    if getattr(loop, "_sleuth_executor", None) is None:
+        executor = ThreadPoolExecutor(max_workers=BLOCKING_THREADS,
+                                      thread_name_prefix="sleuth-io")
+        loop.set_default_executor(executor)
+        loop._sleuth_executor = executor  # type: ignore[attr-defined]
+
+
 def checkpoint_target(settings: Settings) -> str:
     """Return where checkpoints go: the PostgreSQL database, or a SQLite file in data_dir."""
     url = settings.database_url.get_secret_value()
@@ -86,6 +103,7 @@ async def investigator(
 ) -> AsyncIterator[Investigator]:
     """Yield a ready investigator; close its connectors and gateway afterwards."""
     metrics = metrics or Metrics()
+    _enough_threads()
     # one store for the connectors' and the models' breakers: Redis when several workers share them
     breaker_store = breaker_store or breaker_store_from_settings(settings)
     owned_connectors = connectors is None

@@ -166,9 +166,6 @@ def translate(exc: BaseException, *, retry_after: str | None = None) -> SleuthEr
     return UpstreamServerError(text)
 
 
-HTTP_CLIENTS = 4  # library clients per connector over HTTP
-
-
 class ClickHouseClient:
     """Runs bound, limited, read-only SELECTs and returns rows as dicts."""
 
@@ -202,7 +199,7 @@ class ClickHouseClient:
         except queue.Empty:
             pass
         with self._make_lock:
-            if self._made < HTTP_CLIENTS:
+            if self._made < self.config.http_clients:
                 self._made += 1
                 try:
                     return self._factory(self.config, self._pool, timeout_s)

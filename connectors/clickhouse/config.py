@@ -54,6 +54,7 @@ class ClickHouseConfig(ConnectorConfig):
     secure: bool = False
     database: str = Field("default", pattern=IDENTIFIER)
     table: str = Field("requests", pattern=IDENTIFIER)
+    http_clients: int = Field(8, ge=1, le=64, description="HTTP: queries in flight at once")
     row_limit: int = Field(10_000, ge=1, le=1_000_000)
     query_timeout_s: float = Field(10.0, gt=0, le=600)
 
