@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,11 +75,12 @@ def _expected_mark(case_dir: Path, line: dict[str, Any]) -> str:
 def demo(
     cases: Annotated[Path, typer.Option(help="a folder of cases (or one case)")] = DEMO_CASES,
     detail: Annotated[str, typer.Option(help="case id to print in full")] = "pub-06-card-declined",
+    match: Annotated[str, typer.Option(help="only cases whose id matches this glob")] = "pub-*",
 ) -> None:
     """Investigate the demo cases end to end on embedded defaults (sandbox world, rule tier)."""
     configure_logging(level="ERROR")
     settings = load_settings()
-    folders = discover(cases)
+    folders = [f for f in discover(cases) if fnmatch.fnmatch(f.name, match)]
     if not folders:
         console.print(f"[red]no cases under {cases}[/red]")
         raise typer.Exit(2)
@@ -89,18 +91,21 @@ def demo(
         table.add_column(column, overflow="fold")
     shown: dict[str, Any] | None = None
     correct = 0
+    pending = 0
     with console.status("investigating…") as status:
         for folder in folders:
             status.update(f"investigating {folder.name}…")
             record, case_id, wall = asyncio.run(run_case(folder, settings, Progress(True)))
             line = replay_line(case_id, record, wall_ms=wall)
+            pending += sum(a["status"] == "pending_approval" for a in record["actions"])
             mark = _expected_mark(folder, line)
             correct += mark.startswith("[green]")
             table.add_row(
                 case_id, record["ticket_id"], f"{line['root_cause']} ({line['severity']})",
                 f"{line['confidence']:.2f}", line["tier"],
                 "\n".join(f"{c['source']}:{c['ref']}" for c in line["cited"]),
-                "\n".join(a["type"] for a in line["actions"]), str(line["wall_ms"]), mark,
+                "\n".join(f"{a['type']}: {a['status']}" for a in line["actions"]),
+                str(line["wall_ms"]), mark,
             )
             if case_id == detail:
                 shown = record
@@ -110,3 +115,6 @@ def demo(
     console.print(table)
     console.print(f"[bold]{correct} of {len(folders)} diagnosed as expected.[/bold] "
                   "Try: sleuth investigate --case evals/cases/pub-10-bad-release")
+    console.print(f"{pending} proposed action(s) wait for a person (internal notes ran "
+                  "alone): see them with `sleuth approvals list`; the audit log: "
+                  "`sleuth audit verify`.")
