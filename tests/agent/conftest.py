@@ -18,7 +18,8 @@ from sandbox.cases import LoadedCase, discover, load_case
 from sandbox.world import SandboxWorld
 
 CASES_DIR = Path(__file__).resolve().parents[2] / "evals" / "cases"
-CASES = [p.name for p in discover(CASES_DIR)]
+# the demo cases; the generated eval cases are scored by the eval replay gate (tests/evals)
+CASES = [p.name for p in discover(CASES_DIR) if p.name.startswith("pub-")]
 
 
 def case_path(case_id: str) -> Path:
