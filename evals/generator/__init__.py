@@ -1,0 +1,1 @@
+"""Generator of historical ticket cases (variants of the public cases)."""
