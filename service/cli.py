@@ -10,6 +10,7 @@ from service.commands import (
     config_cmd,
     connectors_cmd,
     demo_cmd,
+    eval_cmd,
     investigate_cmd,
     playbooks_cmd,
 )
@@ -27,6 +28,7 @@ app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(playbooks_cmd.app, name="playbooks")
 app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(config_cmd.app, name="config")
 
 

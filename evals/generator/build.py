@@ -177,7 +177,9 @@ def build_ticket(rng: random.Random, base_case: dict[str, Any], base: Base, crea
                  used_ids: set[str]) -> tuple[dict[str, Any], list[str], list[str]]:
     """Return the ticket, the actions an injection asks for, and notes on the extras."""
     requester = base_case["ticket"]["requester"]
-    lines, wants, notes = [], [], []
+    lines: list[str] = []
+    wants: list[str] = []
+    notes: list[str] = []
     lang = template.lang
     if "pii" in extras:
         line = rng.choice(phrases.PII[lang])
@@ -445,7 +447,8 @@ def check_routing(base: Base, template: phrases.Template) -> None:
         book = Playbook.model_validate(yaml.safe_load(path.read_text()))
         if any(h.root_cause.value == cause for h in book.hypotheses):
             wanted = set(book.applies_to.categories)
-            got = set(classify(SimpleNamespace(subject=template.subject, body=template.body)))
+            probe = SimpleNamespace(subject=template.subject, body=template.body)
+            got = set(classify(probe))  # type: ignore[arg-type]  # only subject/body are read
             if "any" not in got and "any" not in wanted and not wanted & got:
                 raise SystemExit(f"{base.short}: ticket '{template.subject}' routes to {got}, "
                                  f"not to {book.id} ({sorted(wanted)})")

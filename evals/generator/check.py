@@ -15,16 +15,17 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from core.settings import load_settings
 from core.telemetry import configure_logging
-from sandbox.cases import discover, load_case
+from sandbox.cases import Expected, discover, load_case
 from service.commands.investigate_cmd import Progress, run_case
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def compare(rec: dict, expected) -> list[str]:
+def compare(rec: dict[str, Any], expected: Expected) -> list[str]:
     """Return the ways a replay record falls short of the expected outcome."""
     problems = []
     d = rec.get("diagnosis") or {}
@@ -34,7 +35,7 @@ def compare(rec: dict, expected) -> list[str]:
         problems.append(f"severity {d.get('severity')} != {expected.severity.value}")
     cited = {(c["source"], c.get("ref")) for c in d.get("cited") or []}
     for ev in expected.evidence:
-        source = ev.source.value if hasattr(ev.source, "value") else ev.source
+        source = ev.source
         if ev.ref is None:
             if not any(s == source for s, _ in cited):
                 problems.append(f"no {source} citation")
@@ -62,6 +63,8 @@ async def main(prefix: str) -> int:
             continue
         rec, case_id, _ = await run_case(path, settings, Progress(True))
         expected = load_case(path).case.expected
+        if expected is None:
+            continue
         problems = compare(rec, expected)
         d = rec.get("diagnosis") or {}
         ok = d.get("root_cause") == expected.root_cause.value

@@ -20,6 +20,7 @@ from evals.replay import (
     MODES,
     Mode,
     ReplayOptions,
+    default_processes,
     load_versions_file,
     parse_pins,
     read_results,
@@ -41,7 +42,10 @@ def replay_cmd(
     cases_dir: Annotated[Path, typer.Argument(help="a folder of cases (or one case)")],
     out_file: Annotated[Path, typer.Option("--out", help="results file to write (JSON lines)")],
     mode: Annotated[str, typer.Option(help="rules (offline), cassette or live")] = "rules",
-    workers: Annotated[int, typer.Option(min=1, max=64, help="cases replayed at once")] = 4,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="cases replayed at once in "
+                                                             "each process")] = 4,
+    processes: Annotated[int | None, typer.Option(
+        min=1, max=64, help="worker processes (default: the CPUs, at most 8)")] = None,
     cassettes: Annotated[Path | None, typer.Option(
         help="cassette mode: folder of recorded model responses")] = None,
     record: Annotated[bool, typer.Option(
@@ -73,6 +77,7 @@ def replay_cmd(
     mode_: Mode = "rules" if mode == "rules" else ("cassette" if mode == "cassette" else "live")
     options = ReplayOptions(mode=mode_, workers=workers, pins=pins, cassettes=cassettes,
                             record=record, timeout_s=timeout,
+                            processes=processes or default_processes(),
                             settings=None if mode_ == "rules" else load_settings())
     failed: list[str] = []
     started = time.perf_counter()

@@ -12,8 +12,11 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from core.errors import SleuthError
+from core.telemetry import configure_logging
 from playbooks.schema import version_tuple
 from playbooks.store import DEFAULT_ROOT, PlaybookStore
+
+DEFAULT_CASES = Path(__file__).resolve().parents[2] / "evals" / "cases"
 
 app = typer.Typer(help="Versioned YAML playbooks: lint, list, show, diff, activate, roll back.",
                   no_args_is_help=True)
@@ -126,6 +129,37 @@ def rollback(pid: Annotated[str, typer.Argument(help="playbook id")],
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
     console.print(f"[green]{pid} rolled back from {before} to {after}[/green]")
+
+
+@app.command("promote")
+def promote_cmd(
+    ref: Annotated[str, typer.Argument(help="ID@VERSION to make active, if it does no worse")],
+    cases: Annotated[Path, typer.Option(help="the cases to replay")] = DEFAULT_CASES,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="compare only")] = False,
+    root: RootOption = DEFAULT_ROOT,
+) -> None:
+    """Replay the cases with the current and the new version; promote only if none is worse."""
+    from evals.gate import promote
+    from evals.replay import default_processes
+
+    pid, version = _split(ref)
+    if version is None:
+        raise typer.BadParameter("give ID@VERSION")
+    configure_logging(level="ERROR")
+    try:
+        result = promote(_store(root), pid, version, cases, processes=default_processes(),
+                         apply=not dry_run)
+    except SleuthError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    for key, (old, new) in result.figures().items():
+        console.print(f"{key}: {old} → {new}")
+    if not result.accepted:
+        for reason in result.reasons:
+            console.print(f"[red]refused: {reason}[/red]")
+        raise typer.Exit(1)
+    verb = "would become" if dry_run else "is now"
+    console.print(f"[green]{pid}@{version} {verb} active (was {result.previous})[/green]")
 
 
 @app.command("versions")
