@@ -12,6 +12,7 @@ keep working. Rolling back is setting the active version to the previous one.
 from __future__ import annotations
 
 import difflib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ from core.errors import InvalidRequestError, NotFoundError
 from playbooks.schema import Playbook, version_tuple
 
 DEFAULT_ROOT = Path(__file__).resolve().parent
+# libyaml's parser when present: investigations read every playbook they route to
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# parsed files, shared by every store of the process, valid while size and mtime hold
+_PARSED: dict[Path, tuple[int, int, Playbook]] = {}
+_PARSED_LOCK = threading.Lock()
 
 
 class PlaybookError(InvalidRequestError):
@@ -63,8 +69,7 @@ def load_file(path: Path) -> Playbook:
     except (OSError, UnicodeDecodeError) as exc:
         raise PlaybookError(path, None, "", f"cannot read: {exc}") from None
     try:
-        node = yaml.compose(text)
-        raw: Any = yaml.safe_load(text)
+        raw: Any = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -75,6 +80,7 @@ def load_file(path: Path) -> Playbook:
     try:
         playbook = Playbook.model_validate(raw)
     except ValidationError as exc:
+        node = yaml.compose(text)  # only now: for the line numbers of the error
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         field = ".".join(str(p) for p in loc)
@@ -82,7 +88,7 @@ def load_file(path: Path) -> Playbook:
         raise PlaybookError(path, _line_of(node, loc), field, err["msg"] + more) from None
     expected = f"{playbook.version}.yaml"
     if path.name != expected or path.parent.name != playbook.id:
-        raise PlaybookError(path, _line_of(node, ("version",)), "version",
+        raise PlaybookError(path, _line_of(yaml.compose(text), ("version",)), "version",
                             f"file must be library/{playbook.id}/{expected}")
     return playbook
 
@@ -102,16 +108,18 @@ class PlaybookStore:
         self.root = root
         self.library = root / "library"
         self.active_file = root / "active.yaml"
-        self._parsed: dict[Path, tuple[int, int, Playbook]] = {}
 
     def _file(self, path: Path) -> Playbook:
         """Load a file, reusing the parse while its size and mtime are unchanged."""
         stat = path.stat()
-        cached = self._parsed.get(path)
+        key = path.resolve()
+        with _PARSED_LOCK:
+            cached = _PARSED.get(key)
         if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
             return cached[2]
         playbook = load_file(path)
-        self._parsed[path] = (stat.st_mtime_ns, stat.st_size, playbook)
+        with _PARSED_LOCK:
+            _PARSED[key] = (stat.st_mtime_ns, stat.st_size, playbook)
         return playbook
 
     def load(self) -> Loaded:
