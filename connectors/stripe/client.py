@@ -9,12 +9,14 @@ becomes the matching `core.errors` type.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
 
 import httpx
 import stripe
+from pydantic import SecretStr
 
 from connectors.stripe.config import StripeConfig
 from core.errors import (
@@ -95,48 +97,75 @@ def _as_page(payload: Any, what: str) -> dict[str, Any]:
     return body
 
 
-class StripeReader:
-    """Read-only calls to Stripe, each under one attempt's timeouts."""
+class StripeSession:
+    """One SDK client per event loop, each request bounded by its attempt's timeouts.
 
-    def __init__(self, config: StripeConfig) -> None:
-        if config.api_key is None:
-            raise AuthError("stripe: no API key configured")
-        self._config = config
+    Shared by the read-only connector and the write effector: one place owns the SDK's
+    set-up (retries off, per-attempt timeouts, base address for sandboxes).
+    """
+
+    def __init__(self, api_key: SecretStr, *, base_url: str | None,
+                 api_version: str | None) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._api_version = api_version
         self._client: stripe.StripeClient | None = None
         self._http: _AttemptTimeoutHTTPXClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _sdk(self) -> stripe.StripeClient:
+    def sdk(self) -> stripe.StripeClient:
         """Return the SDK client, made for the running event loop."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             # httpx connection pools belong to one event loop
             self._http = _AttemptTimeoutHTTPXClient(timeout=30.0)
-            base = {"api": self._config.base_url.rstrip("/")} if self._config.base_url else None
-            assert self._config.api_key is not None
+            base = {"api": self._base_url.rstrip("/")} if self._base_url else None
             self._client = stripe.StripeClient(
-                self._config.api_key.get_secret_value(),
+                self._api_key.get_secret_value(),
                 base_addresses=base,  # type: ignore[arg-type]
-                stripe_version=self._config.api_version,
+                stripe_version=self._api_version,
                 max_network_retries=0,
                 http_client=self._http,
             )
             self._loop = loop
         return self._client
 
-    async def _call(self, attempt: Attempt, what: str,
-                    request: Callable[[stripe.StripeClient], Awaitable[Any]]) -> dict[str, Any]:
+    @contextlib.contextmanager
+    def attempt(self, attempt: Attempt) -> Iterator[stripe.StripeClient]:
+        """Yield the SDK client with `attempt`'s timeouts applied to its requests."""
         token = _ATTEMPT_TIMEOUT.set(httpx.Timeout(attempt.timeout_s,
                                                    connect=attempt.connect_timeout_s))
         try:
-            payload = await request(self._sdk())
+            yield self.sdk()
+        finally:
+            _ATTEMPT_TIMEOUT.reset(token)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        http, self._http, self._client = self._http, None, None
+        if http is not None and self._loop is asyncio.get_running_loop():
+            await http.close_async()  # type: ignore[no-untyped-call]
+
+
+class StripeReader:
+    """Read-only calls to Stripe, each under one attempt's timeouts."""
+
+    def __init__(self, config: StripeConfig) -> None:
+        if config.api_key is None:
+            raise AuthError("stripe: no API key configured")
+        self._session = StripeSession(config.api_key, base_url=config.base_url,
+                                      api_version=config.api_version)
+
+    async def _call(self, attempt: Attempt, what: str,
+                    request: Callable[[stripe.StripeClient], Awaitable[Any]]) -> dict[str, Any]:
+        try:
+            with self._session.attempt(attempt) as sdk:
+                payload = await request(sdk)
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         except (ValueError, TypeError, KeyError) as exc:  # the SDK choking on a payload
             raise BadResponseError(f"stripe: {what}: unreadable answer ({type(exc).__name__})"
                                    ) from exc
-        finally:
-            _ATTEMPT_TIMEOUT.reset(token)
         return _as_page(payload, what)
 
     async def list(self, attempt: Attempt, resource: Resource,
@@ -158,6 +187,4 @@ class StripeReader:
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
-        http, self._http, self._client = self._http, None, None
-        if http is not None and self._loop is asyncio.get_running_loop():
-            await http.close_async()  # type: ignore[no-untyped-call]
+        await self._session.aclose()

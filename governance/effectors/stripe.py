@@ -14,16 +14,14 @@ loop) and each call runs under the current attempt's timeouts.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Literal
 
-import httpx
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from stripe.params import CustomerBalanceTransactionCreateParams, RefundCreateParams
 
-from connectors.stripe.client import _ATTEMPT_TIMEOUT, _AttemptTimeoutHTTPXClient, translate
+from connectors.stripe.client import StripeSession, translate
 from core.domain import ActionType
 from core.errors import BadResponseError, InvalidRequestError, SleuthError
 from core.resilience import Attempt, ResiliencePolicy
@@ -83,35 +81,16 @@ class StripeWriter:
     """Creates refunds and balance transactions, one request per call."""
 
     def __init__(self, config: StripeWriteConfig) -> None:
-        self._config = config
-        self._client: stripe.StripeClient | None = None
-        self._http: _AttemptTimeoutHTTPXClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _sdk(self) -> stripe.StripeClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            # httpx connection pools belong to one event loop
-            self._http = _AttemptTimeoutHTTPXClient(timeout=30.0)
-            base = {"api": self._config.base_url.rstrip("/")} if self._config.base_url else None
-            self._client = stripe.StripeClient(
-                self._config.api_key.get_secret_value(),
-                base_addresses=base,  # type: ignore[arg-type]
-                stripe_version=self._config.api_version,
-                max_network_retries=0,
-                http_client=self._http,
-            )
-            self._loop = loop
-        return self._client
+        self._session = StripeSession(config.api_key, base_url=config.base_url,
+                                      api_version=config.api_version)
 
     async def call(self, attempt: Attempt, what: str,
                    request: Callable[[stripe.StripeClient], Awaitable[stripe.StripeObject]],
                    ) -> tuple[dict[str, Any], bool]:
         """Make one SDK call; return the object as a dict and whether Stripe replayed it."""
-        token = _ATTEMPT_TIMEOUT.set(httpx.Timeout(attempt.timeout_s,
-                                                   connect=attempt.connect_timeout_s))
         try:
-            made = await request(self._sdk())
+            with self._session.attempt(attempt) as sdk:
+                made = await request(sdk)
         except stripe.StripeError as exc:
             if exc.http_status == 409:  # the same key is in flight in another request
                 raise WriteConflictError(f"stripe: {what}: idempotency key in use") from None
@@ -120,8 +99,6 @@ class StripeWriter:
         except (ValueError, TypeError, KeyError) as exc:
             raise BadResponseError(f"stripe: {what}: unreadable answer ({type(exc).__name__})"
                                    ) from None
-        finally:
-            _ATTEMPT_TIMEOUT.reset(token)
         body = made.to_dict()
         if not isinstance(body.get("id"), str):
             raise BadResponseError(f"stripe: {what}: the answer has no id")
@@ -131,9 +108,7 @@ class StripeWriter:
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
-        http, self._http, self._client = self._http, None, None
-        if http is not None and self._loop is asyncio.get_running_loop():
-            await http.close_async()  # type: ignore[no-untyped-call]
+        await self._session.aclose()
 
 
 class StripeEffector(Effector):
