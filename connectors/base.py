@@ -10,6 +10,7 @@ raises into the caller.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ def failure_for(exc: SleuthError) -> ConnectorFailure:
                             retry_after=retry_after)
 
 
-class Connector:
+class Connector(abc.ABC):
     """Base of the six connectors. Subclasses set `name` and `config_model`."""
 
     name: ClassVar[SourceName]
@@ -243,10 +244,11 @@ class Connector:
         return Health(source=self.name, status="ok",
                       latency_ms=(time.perf_counter() - started) * 1000)
 
+    @abc.abstractmethod
     async def _ping(self, attempt: Attempt) -> None:
-        raise NotImplementedError
+        """Make the cheapest read that proves the system answers (raise a SleuthError if not)."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - most connectors override; none must
         """Release clients and connections."""
 
 

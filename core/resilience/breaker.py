@@ -12,6 +12,7 @@ The transition functions are pure so the in-process and Redis stores share them.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -144,22 +145,22 @@ class BreakerEvents:
     )
 
 
-class BreakerStore:
+class BreakerStore(abc.ABC):
     """Where breaker states live; `transact` applies a function atomically."""
 
+    @abc.abstractmethod
     async def transact(
         self, name: str, fn: Callable[[BreakerState], tuple[BreakerState, Any]]
     ) -> Any:
         """Apply `fn` to the stored state atomically, store its new state, return its result."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def load(self, name: str) -> BreakerState:
         """Return the stored state (closed when none)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def reset(self, name: str) -> None:
         """Forget a breaker's state."""
-        raise NotImplementedError
 
 
 class CircuitBreaker:
