@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -193,7 +193,7 @@ class LoopbackServer:
         """Return the ASGI app: the mounts behind the fault injector."""
         return _Injector(Starlette(routes=self._routes), self)
 
-    def start(self) -> LoopbackServer:
+    def start(self) -> Self:
         """Start serving; return once connections are accepted."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -226,7 +226,7 @@ class LoopbackServer:
             self._thread.join(timeout=5)
         self._server = None
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

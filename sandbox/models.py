@@ -20,11 +20,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from sandbox.http import Hang as Hang  # scripted like the other behaviours
+from sandbox.http import LoopbackServer
+from sandbox.http import Malformed as Malformed
 
 
 @dataclass(frozen=True)
@@ -48,20 +52,6 @@ class Status:
     code: int
     retry_after: str | None = None
     message: str = "scripted failure"
-
-
-@dataclass(frozen=True)
-class Hang:
-    """Accept the request and say nothing for `seconds`."""
-
-    seconds: float = 30.0
-
-
-@dataclass(frozen=True)
-class Malformed:
-    """Answer 200 with a body that is not JSON."""
-
-    body: str = '{"id": "msg_1", "content": [ this is not json'
 
 
 @dataclass(frozen=True)
@@ -138,17 +128,13 @@ def _sse(event: str | None, data: Any) -> bytes:
     return f"{head}data: {body}\n\n".encode()
 
 
-class ModelSandbox:
+class ModelSandbox(LoopbackServer):
     """A loopback server with scriptable Anthropic- and OpenAI-speaking endpoints."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self._requested_port = port
-        self.port = 0
+        super().__init__(host, port)
         self._endpoints: dict[str, Endpoint] = defaultdict(Endpoint)
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[
             Route("/{name}/v1/messages", self._anthropic, methods=["POST"]),
             Route("/{name}/v1/chat/completions", self._openai, methods=["POST"]),
@@ -186,45 +172,9 @@ class ModelSandbox:
         """Return the base_url for the OpenAI SDK."""
         return f"http://{self.host}:{self.port}/{name}/v1"
 
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self) -> ModelSandbox:
-        """Start serving in a background thread; return self once it accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self._requested_port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, log_level="critical", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=1, loop="asyncio", http="h11",
-        )
-        self._server = uvicorn.Server(config)
-        server = self._server
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
-            name=f"model-sandbox-{self.port}",
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("model sandbox did not start within 10 s")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and wait for its thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> ModelSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def build_app(self) -> ASGIApp:
+        """Return the model APIs' app (no mounts, no injected faults: scripts drive it)."""
+        return self.app
 
     # -- handlers ----------------------------------------------------------
 
