@@ -20,33 +20,19 @@ from connectors.linear.config import LinearConfig
 from core.errors import (
     AuthError,
     BadResponseError,
-    ConnectionFailedError,
-    ConnectTimeoutError,
     InvalidRequestError,
     NotFoundError,
     RateLimitedError,
-    ResponseTimeoutError,
     SleuthError,
     error_for_status,
     parse_retry_after,
 )
+from core.http import transport_error
 from core.resilience import Attempt
 
 _INVALID_CODES = frozenset({
     "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "BAD_USER_INPUT", "INVALID_INPUT",
 })
-
-
-def translate_transport_error(exc: httpx.HTTPError) -> SleuthError:
-    """Return the sleuth error for an httpx failure that produced no response."""
-    text = f"linear: {type(exc).__name__}"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ConnectTimeoutError(text)
-    if isinstance(exc, httpx.TimeoutException):
-        return ResponseTimeoutError(text)
-    if isinstance(exc, httpx.TransportError):
-        return ConnectionFailedError(text)
-    return BadResponseError(text)
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -117,7 +103,7 @@ class LinearClient:
             response = await self._client().post(
                 self._url, json={"query": query, "variables": variables}, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise translate_transport_error(exc) from None
+            raise transport_error("linear", exc) from None
         try:
             body: Any = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -21,13 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from connectors.statuspage.config import StatusPageRef
 from core.errors import (
     BadResponseError,
-    ConnectionFailedError,
-    ConnectTimeoutError,
-    ResponseTimeoutError,
-    SleuthError,
     error_for_status,
     parse_retry_after,
 )
+from core.http import transport_error
 from core.resilience import Attempt
 
 M = TypeVar("M", bound=BaseModel)
@@ -119,18 +116,6 @@ def _parse(model: type[M], body: Any, where: str) -> M:
         raise BadResponseError(f"statuspage {where}: {path}: {first['msg']}") from None
 
 
-def translate_transport_error(exc: httpx.HTTPError, where: str) -> SleuthError:
-    """Return the sleuth error for an httpx failure that produced no response."""
-    text = f"statuspage {where}: {type(exc).__name__}"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ConnectTimeoutError(text)
-    if isinstance(exc, httpx.TimeoutException):
-        return ResponseTimeoutError(text)
-    if isinstance(exc, httpx.TransportError):
-        return ConnectionFailedError(text)
-    return BadResponseError(text)
-
-
 class StatuspageClient:
     """Reads Statuspage JSON with the attempt's timeouts; raises sleuth errors."""
 
@@ -157,7 +142,7 @@ class StatuspageClient:
             response = await self._client().get(url, headers=headers, params=params,
                                                  timeout=timeout)
         except httpx.HTTPError as exc:
-            raise translate_transport_error(exc, where) from None
+            raise transport_error(f"statuspage {where}", exc) from None
         if response.status_code >= 400:
             raise error_for_status(
                 response.status_code, f"statuspage {where}: HTTP {response.status_code}",

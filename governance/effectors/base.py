@@ -28,15 +28,13 @@ from core.domain import ActionType
 from core.errors import (
     BadResponseError,
     ConfigurationError,
-    ConnectionFailedError,
-    ConnectTimeoutError,
     InvalidRequestError,
-    ResponseTimeoutError,
     SleuthError,
     TransientError,
-    error_for_status,
-    parse_retry_after,
 )
+from core.http import attempt_timeout as attempt_timeout
+from core.http import status_error as status_error
+from core.http import transport_error as transport_error
 from core.resilience import Attempt, CallStats, ResiliencePolicy
 from core.telemetry import get_logger
 
@@ -253,30 +251,6 @@ class EffectorSet:
 
 
 # -- HTTP helpers shared by the effectors that speak plain HTTP --------------------------
-
-
-def attempt_timeout(attempt: Attempt) -> httpx.Timeout:
-    """Return httpx timeouts for one attempt."""
-    return httpx.Timeout(attempt.timeout_s, connect=attempt.connect_timeout_s)
-
-
-def transport_error(system: str, exc: httpx.HTTPError) -> SleuthError:
-    """Return the sleuth error for an httpx failure that produced no response."""
-    text = f"{system}: {type(exc).__name__}"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ConnectTimeoutError(text)
-    if isinstance(exc, httpx.TimeoutException):
-        return ResponseTimeoutError(text)
-    if isinstance(exc, httpx.TransportError):
-        return ConnectionFailedError(text)
-    return BadResponseError(text)
-
-
-def status_error(system: str, response: httpx.Response, what: str = "") -> SleuthError:
-    """Return the sleuth error for an HTTP error answer (the body is not quoted)."""
-    text = f"{system}: HTTP {response.status_code}" + (f" ({what[:120]})" if what else "")
-    return error_for_status(response.status_code, text,
-                            retry_after=parse_retry_after(response.headers.get("retry-after")))
 
 
 def json_object(system: str, response: httpx.Response) -> dict[str, Any]:
