@@ -182,6 +182,46 @@ class GovernanceSettings(_Section):
     taxonomy_dir: Path | None = Field(None, description="None: the packaged taxonomy")
 
 
+class QueueSettings(_Section):
+    """Where accepted tickets wait for a worker, and how hard the service pushes back."""
+
+    backend: Literal["embedded", "procrastinate"] = Field(
+        "embedded", description="embedded: a job table in the database, workers in the API "
+                                "process; procrastinate: PostgreSQL, workers from `sleuth worker`")
+    url: SecretStr | None = Field(
+        None, description="procrastinate's PostgreSQL; None: the database_url")
+    name: str = Field("investigations", pattern=r"^[a-z0-9_]{1,40}$")
+    max_depth: int = Field(1000, ge=1, description="waiting jobs above which webhooks get 429")
+    retry_after_s: int = Field(30, ge=1, description="the Retry-After of a 429")
+    max_attempts: int = Field(5, ge=1, le=50, description="tries of one job before it fails")
+    lease_s: float = Field(60, gt=0, description="embedded: a job not renewed for this long "
+                                                 "is taken again")
+    heartbeat_s: float = Field(2, gt=0, description="how often a worker says it is alive")
+    stalled_after_s: float = Field(10, gt=0, description="silence after which a worker's "
+                                                         "jobs are given to others")
+    concurrency: int = Field(4, ge=1, le=256, description="investigations one worker runs at once")
+
+
+class ServiceSettings(_Section):
+    """The HTTP service: webhooks, the API and the workers it runs."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    body_limit_bytes: int = Field(262_144, ge=1_024, description="largest webhook body")
+    webhook_tolerance_s: int = Field(300, ge=1, description="oldest signature timestamp taken")
+    zendesk_secret: SecretStr | None = Field(None, description="Zendesk webhook signing secret")
+    intercom_secret: SecretStr | None = Field(None, description="Intercom app client secret")
+    generic_secret: SecretStr | None = Field(None, description="HMAC key of generic webhooks")
+    tokens_file: Path | None = Field(
+        None, description="API tokens (sha256) with roles; None: no API token is accepted")
+    rate_limit: str = Field("600/minute", description="per API token, `limits` notation")
+    embedded_workers: bool | None = Field(
+        None, description="run workers in the API process; None: when the queue is embedded")
+    sandbox_cases: Path | None = Field(
+        None, description="demo and tests: investigate against these cases' sandbox worlds")
+    sandbox_latency_s: float = Field(0.0, ge=0, description="added to every sandbox answer")
+
+
 class TelemetrySettings(_Section):
     """Logs and metrics."""
 
@@ -230,6 +270,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     agent: AgentSettings = AgentSettings()
     governance: GovernanceSettings = GovernanceSettings()
+    queue: QueueSettings = QueueSettings()
+    service: ServiceSettings = ServiceSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
 
     @model_validator(mode="before")
@@ -248,6 +290,12 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def workers_in_process(self) -> bool:
+        """Say whether the API process runs the workers itself."""
+        if self.service.embedded_workers is not None:
+            return self.service.embedded_workers
+        return self.queue.backend == "embedded"
 
     def tier(self, name: str) -> ModelTierSettings:
         """Return the tier called `name`."""
@@ -276,6 +324,12 @@ def production_problems(settings: Settings) -> list[str]:
             )
     if settings.database_url.get_secret_value().startswith("sqlite"):
         problems.append("database_url: production needs PostgreSQL, not SQLite")
+    if settings.service.sandbox_cases is not None:
+        problems.append("service.sandbox_cases: production investigates the real systems")
+    for source in ("zendesk", "intercom", "generic"):
+        secret = getattr(settings.service, f"{source}_secret")
+        if secret is not None and is_placeholder(secret):
+            problems.append(f"service.{source}_secret is a placeholder")
     return problems
 
 

@@ -1,0 +1,135 @@
+"""The service's Python API: what the HTTP routes, the workers and the console all use.
+
+`ServiceContext` holds the database engine and the stores over it (investigations,
+approvals, audit), the reviewers, the job queue and the metrics. Build one per process
+with `build_context(settings)`; nothing here reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from core.domain import Ticket
+from core.settings import Profile, Settings
+from core.telemetry import Metrics, get_logger
+from governance.approvals import ApprovalService, Decision
+from governance.approvals_store import ApprovalRequest, ApprovalStatus
+from governance.audit import AuditLog
+from governance.db import create_all, make_engine
+from governance.reviewers import Reviewer, Reviewers, load_reviewers
+from governance.taxonomy import DEFAULT_ROOT as TAXONOMY_ROOT
+from governance.taxonomy import Taxonomy, load_active
+from service import investigations
+from service.investigations import Investigation, InvestigationStore
+from service.queue.base import Job, JobQueue
+from service.queue.sql import SqlJobQueue
+from service.queue.sql import create_tables as create_job_table
+
+log = get_logger("sleuth.service")
+
+
+def build_queue(settings: Settings, engine: Engine) -> JobQueue:
+    """Return the configured job queue."""
+    q = settings.queue
+    if q.backend == "procrastinate":
+        from service.queue.procrastinate_queue import ProcrastinateJobQueue
+
+        url = (q.url or settings.database_url).get_secret_value()
+        return ProcrastinateJobQueue(url, name=q.name, max_attempts=q.max_attempts,
+                                     heartbeat_s=q.heartbeat_s, stalled_after_s=q.stalled_after_s)
+    return SqlJobQueue(engine, name=q.name, lease_s=q.lease_s, max_attempts=q.max_attempts)
+
+
+def prepare_database(engine: Engine) -> None:
+    """Create every table the service uses (governance, investigations, jobs)."""
+    create_all(engine)
+    investigations.create_tables(engine)
+    create_job_table(engine)
+
+
+@dataclass
+class ServiceContext:
+    """Stores, queue and reviewers of one process."""
+
+    settings: Settings
+    engine: Engine
+    store: InvestigationStore
+    approvals: ApprovalService
+    audit: AuditLog
+    taxonomy: Taxonomy
+    reviewers: Reviewers
+    queue: JobQueue
+    metrics: Metrics = field(default_factory=Metrics)
+
+    # -- tickets ---------------------------------------------------------------------
+
+    async def accept(self, source: str, event_id: str,
+                     ticket: Ticket) -> tuple[Investigation, bool]:
+        """Record a ticket event once and hand its job to the queue; return it and if new."""
+        row, created = await asyncio.to_thread(self.store.accept, source, event_id, ticket)
+        if created or row.enqueued_at is None:
+            await self.queue.enqueue(Job("investigate", row.id))
+            await asyncio.to_thread(self.store.mark_enqueued, row.id)
+        return row, created
+
+    async def requeue_unenqueued(self, older_than: timedelta = timedelta(seconds=10)) -> int:
+        """Enqueue accepted investigations whose enqueue never happened (a crash between)."""
+        ids = await asyncio.to_thread(self.store.unenqueued, older_than)
+        for investigation_id in ids:
+            await self.queue.enqueue(Job("investigate", investigation_id))
+            await asyncio.to_thread(self.store.mark_enqueued, investigation_id)
+        return len(ids)
+
+    # -- approvals -------------------------------------------------------------------
+
+    def pending_approvals(self) -> builtins.list[ApprovalRequest]:
+        """Return pending approval requests, oldest first."""
+        return self.approvals.list(ApprovalStatus.PENDING.value)
+
+    async def decide(self, request_id: int, reviewer: Reviewer, decision: Decision, *,
+                     reason: str | None = None,
+                     edited_text: str | None = None) -> ApprovalRequest:
+        """Apply a reviewer's decision; once the request is settled, resume its investigation."""
+        request = await asyncio.to_thread(
+            self.approvals.decide, request_id, reviewer, decision, reason=reason,
+            edited_text=edited_text)
+        if request.status != ApprovalStatus.PENDING.value:
+            await self.queue.enqueue(Job("resume", request.investigation_id))
+        return request
+
+    async def expire_due(self) -> int:
+        """Expire overdue approvals and resume their investigations (they escalate)."""
+        expired = await asyncio.to_thread(self.approvals.expire_due)
+        for investigation_id in sorted({r.investigation_id for r in expired}):
+            await self.queue.enqueue(Job("resume", investigation_id))
+        return len(expired)
+
+    async def aclose(self) -> None:
+        """Close the queue and the engine."""
+        await self.queue.aclose()
+        await asyncio.to_thread(self.engine.dispose)
+
+
+def build_context(settings: Settings, *, metrics: Metrics | None = None,
+                  queue: JobQueue | None = None) -> ServiceContext:
+    """Open the database (creating tables), the queue and the reviewers for `settings`."""
+    url = settings.database_url.get_secret_value()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    prepare_database(engine)
+    taxonomy = load_active(settings.governance.taxonomy_dir or TAXONOMY_ROOT)
+    return ServiceContext(
+        settings=settings, engine=engine, store=InvestigationStore(engine),
+        approvals=ApprovalService(engine, taxonomy, expiry=timedelta(
+            hours=settings.governance.approval_expiry_hours)),
+        audit=AuditLog(engine), taxonomy=taxonomy,
+        reviewers=load_reviewers(settings.governance.reviewers_file,
+                                 production=settings.profile is Profile.PRODUCTION),
+        queue=queue or build_queue(settings, engine), metrics=metrics or Metrics())
