@@ -133,6 +133,10 @@ class SqlVault:
         self._pepper = pepper
         self._lock = threading.Lock()
         self._salts: dict[str, bytes] = {}
+        # SQLite: read-then-write transactions take the write lock at BEGIN, or two
+        # processes (or two vaults of one process) that both read first fail on the upgrade
+        self._writer = (engine.execution_options(sqlite_begin="IMMEDIATE")
+                        if engine.dialect.name == "sqlite" else engine)
         if create:
             with engine.begin() as conn:
                 if engine.dialect.name == "postgresql":
@@ -144,7 +148,7 @@ class SqlVault:
         """Return the placeholder of `original` in this investigation, allocating one if new."""
         digest = _digest(self._salt(investigation_id), entity_type, original)
         for _ in range(self._ATTEMPTS):
-            with self._lock, Session(self.engine) as session:
+            with self._lock, Session(self._writer) as session:
                 known = session.exec(select(RedactionEntry.placeholder).where(
                     RedactionEntry.investigation_id == investigation_id,
                     RedactionEntry.digest == digest)).first()
@@ -177,7 +181,7 @@ class SqlVault:
             cached = self._salts.get(investigation_id)
             if cached is not None:
                 return cached
-            with Session(self.engine) as session:
+            with Session(self._writer) as session:
                 row = session.get(RedactionSalt, investigation_id)
                 if row is None:
                     session.add(RedactionSalt(investigation_id=investigation_id,
