@@ -1,0 +1,1 @@
+"""Webhook ingress: Zendesk, Intercom and generic ticket events, verified and deduplicated."""
