@@ -13,6 +13,8 @@ from service.commands import (
     eval_cmd,
     investigate_cmd,
     playbooks_cmd,
+    serve_cmd,
+    worker_cmd,
 )
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app = typer.Typer(
 app.command("demo")(demo_cmd.demo)
 app.command("gateway-demo")(demo_cmd.gateway_demo)
 app.command("investigate")(investigate_cmd.investigate)
+app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
 app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(playbooks_cmd.app, name="playbooks")
 app.add_typer(approvals_cmd.app, name="approvals")
