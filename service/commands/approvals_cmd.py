@@ -8,6 +8,7 @@ reviewer (wrong password, role not allowed).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from datetime import timedelta
@@ -145,6 +146,33 @@ def _decide(request_id: int, name: str, decision: Decision, reason: str | None,
     colour = "red" if row.status == ApprovalStatus.REJECTED.value else "green"
     _console().print(f"[{colour}]approval {row.id} ({row.action_type}): "
                      f"{_summary(row, approvals)}[/{colour}]")
+    if row.status != ApprovalStatus.PENDING.value:
+        _resume_later(settings, row.investigation_id)
+
+
+def _resume_later(settings: Settings, investigation_id: str) -> None:
+    """Queue the investigation's resume job: the next free worker carries it on."""
+    from service.context import build_context
+    from service.queue.base import Job
+
+    async def enqueue() -> None:
+        ctx = build_context(settings)
+        try:
+            await ctx.queue.setup()
+            await ctx.queue.enqueue(Job("resume", investigation_id))
+        finally:
+            await ctx.aclose()
+
+    try:
+        asyncio.run(enqueue())
+    except SleuthError as exc:
+        _console().print(f"[yellow]decision stored, but the resume job was not queued "
+                         f"({exc.code}); run `sleuth investigate --resume "
+                         f"{investigation_id}`[/yellow]")
+        return
+    _console().print(f"investigation {investigation_id} resumes on the next free worker "
+                     f"(`sleuth serve` or `sleuth worker`), or now with `sleuth investigate "
+                     f"--resume {investigation_id}`")
 
 
 @app.command("approve")
