@@ -61,6 +61,17 @@ def _env(url: str, data_dir: Path, args: argparse.Namespace) -> dict[str, str]:
             "SLEUTH_TELEMETRY__LOG_LEVEL": "WARNING"}
 
 
+def _start_workers(count: int, sleuth: Path, env: dict[str, str],
+                   data_dir: Path) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for n in range(count):
+        log = (data_dir / f"worker{n}.log").open("wb")
+        processes.append(subprocess.Popen(  # noqa: S603 - our own entry point
+            [str(sleuth), "worker", "--name", f"bench{n}"], env=env, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
 async def one_run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
     """Measure one worker count; return its figures."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -83,11 +94,7 @@ async def one_run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.tickets):
             await ctx.accept("generic", f"scale-{i}", tickets[i % len(tickets)])
         sleuth = Path(sys.executable).parent / "sleuth"
-        for n in range(workers):
-            log = (data_dir / f"worker{n}.log").open("wb")
-            processes.append(subprocess.Popen(  # noqa: S603 - our own entry point
-                [str(sleuth), "worker", "--name", f"bench{n}"], env=env, cwd=ROOT,
-                stdout=log, stderr=subprocess.STDOUT))
+        processes.extend(_start_workers(workers, sleuth, env, data_dir))
         started = time.monotonic()
 
         def finished() -> int:
@@ -101,8 +108,7 @@ async def one_run(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"a worker exited; see {data_dir}")
         first, t_first = finished(), time.monotonic()
         _log(f"  {workers} worker(s): {first} finished after the {args.warmup:.0f} s warm-up")
-        while time.monotonic() - t_first < args.window:
-            await asyncio.sleep(0.5)
+        await asyncio.sleep(args.window)
         last, t_last = finished(), time.monotonic()
         counts = ctx.store.counts()
         if counts.get(Status.QUEUED.value, 0) == 0:

@@ -9,6 +9,7 @@ from service.commands import (
     audit_cmd,
     config_cmd,
     connectors_cmd,
+    console_cmd,
     demo_cmd,
     eval_cmd,
     investigate_cmd,
@@ -28,6 +29,7 @@ app.command("gateway-demo")(demo_cmd.gateway_demo)
 app.command("investigate")(investigate_cmd.investigate)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)
+app.command("console")(console_cmd.console)
 app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(playbooks_cmd.app, name="playbooks")
 app.add_typer(approvals_cmd.app, name="approvals")

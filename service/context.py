@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
 
 from core.domain import Ticket
 from core.settings import Profile, Settings
@@ -21,17 +22,17 @@ from core.telemetry import Metrics, get_logger
 from governance.approvals import ApprovalService, Decision
 from governance.approvals_store import ApprovalRequest, ApprovalStatus
 from governance.audit import AuditLog
-from governance.db import create_all, make_engine
+from governance.db import create_all, is_postgres, make_engine
 from governance.reviewers import Reviewer, Reviewers, load_reviewers
 from governance.taxonomy import DEFAULT_ROOT as TAXONOMY_ROOT
 from governance.taxonomy import Taxonomy, load_active
-from service import investigations
 from service.investigations import Investigation, InvestigationStore
 from service.queue.base import Job, JobQueue
 from service.queue.sql import SqlJobQueue
-from service.queue.sql import create_tables as create_job_table
 
 log = get_logger("sleuth.service")
+# the service's own tables; governance's `create_all` uses another key
+_DDL_LOCK_KEY = 0x5E_1E_07_A1
 
 
 def build_queue(settings: Settings, engine: Engine) -> JobQueue:
@@ -49,8 +50,13 @@ def build_queue(settings: Settings, engine: Engine) -> JobQueue:
 def prepare_database(engine: Engine) -> None:
     """Create every table the service uses (governance, investigations, jobs)."""
     create_all(engine)
-    investigations.create_tables(engine)
-    create_job_table(engine)
+    # several processes starting on an empty database take turns (SQLite: BEGIN IMMEDIATE)
+    with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        if is_postgres(engine):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK_KEY})
+        SQLModel.metadata.create_all(conn, tables=[
+            SQLModel.metadata.tables[name]
+            for name in ("investigations", "investigation_events", "jobs")])
 
 
 @dataclass
@@ -72,7 +78,17 @@ class ServiceContext:
     async def accept(self, source: str, event_id: str,
                      ticket: Ticket) -> tuple[Investigation, bool]:
         """Record a ticket event once and hand its job to the queue; return it and if new."""
-        row, created = await asyncio.to_thread(self.store.accept, source, event_id, ticket)
+        queue = self.queue
+        if isinstance(queue, SqlJobQueue) and queue.engine is self.engine:
+            # embedded: the row and its job in one transaction, one trip to the database
+            row, created = await asyncio.to_thread(
+                self.store.accept, source, event_id, ticket,
+                in_transaction=lambda conn, iid: queue.insert_in(conn, Job("investigate", iid)))
+            if created:
+                queue.wake()
+                return row, created
+        else:
+            row, created = await asyncio.to_thread(self.store.accept, source, event_id, ticket)
         if created or row.enqueued_at is None:
             await self.queue.enqueue(Job("investigate", row.id))
             await asyncio.to_thread(self.store.mark_enqueued, row.id)
@@ -84,6 +100,23 @@ class ServiceContext:
         for investigation_id in ids:
             await self.queue.enqueue(Job("investigate", investigation_id))
             await asyncio.to_thread(self.store.mark_enqueued, investigation_id)
+        return len(ids)
+
+    async def resume_settled(self, limit: int = 200) -> int:
+        """Enqueue resume jobs of paused investigations none of whose approvals still waits.
+
+        A decision enqueues the resume itself; this catches the one whose enqueue failed
+        after the decision was stored (the reviewer saw an error, the decision stands).
+        """
+        def settled() -> builtins.list[str]:
+            paused = self.store.list(status="waiting_approval", limit=limit)
+            return [row.id for row in paused
+                    if not any(r.status == ApprovalStatus.PENDING.value
+                               for r in self.approvals.list(investigation_id=row.id))]
+
+        ids = await asyncio.to_thread(settled)
+        for investigation_id in ids:
+            await self.queue.enqueue(Job("resume", investigation_id))
         return len(ids)
 
     # -- approvals -------------------------------------------------------------------
@@ -117,13 +150,14 @@ class ServiceContext:
 
 
 def build_context(settings: Settings, *, metrics: Metrics | None = None,
-                  queue: JobQueue | None = None) -> ServiceContext:
-    """Open the database (creating tables), the queue and the reviewers for `settings`."""
+                  queue: JobQueue | None = None, prepare: bool = True) -> ServiceContext:
+    """Open the database (creating tables unless `prepare` is false), the queue and reviewers."""
     url = settings.database_url.get_secret_value()
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
-    prepare_database(engine)
+    if prepare:
+        prepare_database(engine)
     taxonomy = load_active(settings.governance.taxonomy_dir or TAXONOMY_ROOT)
     return ServiceContext(
         settings=settings, engine=engine, store=InvestigationStore(engine),

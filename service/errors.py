@@ -11,9 +11,12 @@
         │   ├── WebhookSignatureError      webhook_signature_invalid 401
         │   │   └── WebhookReplayError     webhook_stale         401
         │   └── ForbiddenError             forbidden             403
+        │   (governance's ApproverRoleError, approval_role_denied, is 403 too)
         ├── InvalidRequestError            invalid_request       400 (422 for a bad body)
         │   ├── PayloadTooLargeError       payload_too_large     413
         │   └── WebhookPayloadError        webhook_payload_invalid 422
+        │   (governance's approval_not_pending/_expired, approval_conflict and
+        │    approval_duplicate_reviewer are 409: the request's state says no)
         ├── NotFoundError                  not_found             404
         └── ConfigurationError             configuration_invalid 503 (e.g. a source not set up)
 """
@@ -28,6 +31,12 @@ from core.errors import (
     RateLimitedError,
     SleuthError,
     TransientError,
+)
+from governance.approvals_store import (
+    ApprovalConflictError,
+    ApprovalNotPendingError,
+    ApproverRoleError,
+    DuplicateApproverError,
 )
 from service.queue.base import QueueUnavailableError
 
@@ -82,7 +91,9 @@ def http_status(exc: SleuthError) -> int:
     """Return the HTTP status that answers an error."""
     table: list[tuple[type[SleuthError], int]] = [
         (QueueFullError, 429), (RateLimitedError, 429), (QueueUnavailableError, 503),
-        (ForbiddenError, 403), (AuthError, 401), (PayloadTooLargeError, 413),
+        (ForbiddenError, 403), (ApproverRoleError, 403), (AuthError, 401),
+        (ApprovalNotPendingError, 409), (ApprovalConflictError, 409),
+        (DuplicateApproverError, 409), (PayloadTooLargeError, 413),
         (WebhookPayloadError, 422), (NotFoundError, 404), (InvalidRequestError, 400),
         (ConfigurationError, 503), (TransientError, 503),
     ]

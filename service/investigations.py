@@ -16,12 +16,12 @@ import builtins
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, Index, UniqueConstraint, func, update
+from sqlalchemy import Connection, Engine, Index, UniqueConstraint, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -125,17 +125,27 @@ class InvestigationStore:
 
     # -- accepting -------------------------------------------------------------------
 
-    def accept(self, source: str, event_id: str, ticket: Ticket) -> tuple[Investigation, bool]:
-        """Record a delivered ticket event; return it and whether it is new."""
+    def accept(self, source: str, event_id: str, ticket: Ticket, *,
+               in_transaction: Callable[[Connection, str], None] | None = None,
+               ) -> tuple[Investigation, bool]:
+        """Record a delivered ticket event; return it and whether it is new.
+
+        `in_transaction(connection, investigation_id)` runs in the same transaction as
+        the insert (the embedded queue adds the job there, so both land or neither does).
+        """
         key = dedupe_key(source, ticket.id, event_id)
         now = _now()
         row = Investigation(
             id=f"inv_{uuid.uuid4().hex[:20]}", dedupe_key=key, source=source,
             ticket_id=ticket.id, event_id=event_id, ticket=ticket.model_dump_json(),
-            created_at=now, updated_at=now)
+            created_at=now, updated_at=now,
+            enqueued_at=now if in_transaction is not None else None)
         with Session(self.engine, expire_on_commit=False) as session:
             session.add(row)
             try:
+                if in_transaction is not None:
+                    session.flush()
+                    in_transaction(session.connection(), row.id)
                 session.commit()
                 return row, True
             except IntegrityError:
@@ -222,16 +232,31 @@ class InvestigationStore:
             status=Status.RUNNING.value, worker=worker, started_at=now,
             attempts=Investigation.attempts + 1)
 
-    def finish(self, investigation_id: str, record: dict[str, Any]) -> bool:
-        """Store the record: completed, or waiting for approvals; False if already finished."""
+    def finish(self, investigation_id: str, record: dict[str, Any],
+               event: dict[str, Any] | None = None) -> bool:
+        """Store the record (completed, or waiting for approvals) and its final event.
+
+        Only a running investigation can finish, and the status and the event are written
+        in one transaction: of two workers holding the same job, one finishes, once.
+        """
         diagnosis = record.get("diagnosis") or {}
         status = Status.WAITING_APPROVAL if record.get("paused") else Status.COMPLETED
-        return self._update(
-            investigation_id, (Status.QUEUED, Status.RUNNING, Status.WAITING_APPROVAL),
-            status=status.value, record=json.dumps(record, default=str),
-            root_cause=diagnosis.get("root_cause"), tier=record.get("tier"),
-            confidence=diagnosis.get("confidence"), wall_ms=record.get("wall_ms"),
-            finished_at=_now() if status is Status.COMPLETED else None, error=None)
+        now = _now()
+        stmt = (update(Investigation)
+                .where(col(Investigation.id) == investigation_id,
+                       col(Investigation.status) == Status.RUNNING.value)
+                .values(status=status.value, record=json.dumps(record, default=str),
+                        root_cause=diagnosis.get("root_cause"), tier=record.get("tier"),
+                        confidence=diagnosis.get("confidence"), wall_ms=record.get("wall_ms"),
+                        finished_at=now if status is Status.COMPLETED else None, error=None,
+                        updated_at=now))
+        immediate = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        with Session(immediate) as session, session.begin():
+            if session.exec(stmt).rowcount != 1:
+                return False
+            if event is not None:
+                self._append(session, investigation_id, [event], now)
+        return True
 
     def fail(self, investigation_id: str, error: str) -> bool:
         """Mark the investigation failed for good (its job ran out of attempts)."""
@@ -249,17 +274,21 @@ class InvestigationStore:
         """Append progress events, numbered after the last one stored."""
         if not events:
             return
-        now = _now()
         # IMMEDIATE: a read-then-write transaction on SQLite must hold the write lock first
         immediate = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         with Session(immediate) as session, session.begin():
-            last = session.exec(select(func.max(InvestigationEvent.seq)).where(
-                InvestigationEvent.investigation_id == investigation_id)).one()
-            seq = int(last or 0)
-            for event in events:
-                seq += 1
-                session.add(InvestigationEvent(investigation_id=investigation_id, seq=seq,
-                                               at=now, data=json.dumps(event, default=str)))
+            self._append(session, investigation_id, events, _now())
+
+    @staticmethod
+    def _append(session: Session, investigation_id: str, events: builtins.list[dict[str, Any]],
+                at: datetime) -> None:
+        last = session.exec(select(func.max(InvestigationEvent.seq)).where(
+            InvestigationEvent.investigation_id == investigation_id)).one()
+        seq = int(last or 0)
+        for event in events:
+            seq += 1
+            session.add(InvestigationEvent(investigation_id=investigation_id, seq=seq,
+                                           at=at, data=json.dumps(event, default=str)))
 
     def events(self, investigation_id: str, after: int = 0,
                limit: int = 500) -> builtins.list[InvestigationEvent]:

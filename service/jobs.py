@@ -104,11 +104,12 @@ class InvestigationJobs:
                 await asyncio.to_thread(self.store.note_error, row.id,
                                         f"{type(exc).__name__}: {exc}")
                 raise
-            paused = bool(record.get("paused"))
-            recorder({"step": "waiting_approval" if paused else "completed",
-                      "detail": record.get("tier", "")})
             await recorder.close()
-        if await asyncio.to_thread(self.store.finish, row.id, record):
+        paused = bool(record.get("paused"))
+        final = {"step": "waiting_approval" if paused else "completed",
+                 "detail": record.get("tier", "")}
+        # the final event is written with the status, by the one run whose finish counts
+        if await asyncio.to_thread(self.store.finish, row.id, record, final):
             log.info("investigation_stored", investigation_id=row.id, paused=paused,
                      tier=record.get("tier"))
 

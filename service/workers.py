@@ -15,6 +15,11 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import psycopg
+
+from agent.checkpoint import open_checkpointer
+from agent.factory import checkpoint_target
+from core.settings import Settings
 from core.telemetry import get_logger
 from service.context import ServiceContext
 from service.jobs import InvestigationJobs
@@ -23,6 +28,9 @@ from service.worlds import Worlds, build_worlds
 log = get_logger("sleuth.worker")
 REQUEUE_EVERY_S = 5.0
 EXPIRE_EVERY_S = 30.0
+RESUME_SWEEP_EVERY_S = 60.0
+# one key for every worker creating the checkpoint tables, so they take turns
+_CHECKPOINT_LOCK_KEY = 0x5E_1E_07_A2
 
 
 def worker_name(prefix: str = "worker") -> str:
@@ -45,6 +53,22 @@ async def _every(seconds: float, stop: asyncio.Event, chore: Callable[[], Awaita
             log.warning("worker_chore_failed", chore=name, error=f"{type(exc).__name__}: {exc}")
 
 
+async def prepare_checkpoints(settings: Settings) -> None:
+    """Create the PostgreSQL checkpoint tables once, workers starting together taking turns."""
+    target = checkpoint_target(settings)
+    if not target.startswith(("postgresql://", "postgres://")):
+        return  # SQLite: one process per file, created when opened
+    # langgraph's setup() reads the migration version, then migrates: two workers doing it
+    # at once both insert the same version and one fails
+    async with await psycopg.AsyncConnection.connect(target, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_CHECKPOINT_LOCK_KEY,))
+        try:
+            async with open_checkpointer(target):
+                pass
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_CHECKPOINT_LOCK_KEY,))
+
+
 async def run_worker(ctx: ServiceContext, stop: asyncio.Event, *,
                      worlds: Worlds | None = None, concurrency: int | None = None,
                      name: str | None = None,
@@ -58,11 +82,14 @@ async def run_worker(ctx: ServiceContext, stop: asyncio.Event, *,
         asyncio.create_task(_every(REQUEUE_EVERY_S, stop,
                                    lambda: ctx.requeue_unenqueued(requeue_after), "requeue")),
         asyncio.create_task(_every(EXPIRE_EVERY_S, stop, ctx.expire_due, "expire_approvals")),
+        asyncio.create_task(_every(RESUME_SWEEP_EVERY_S, stop, ctx.resume_settled,
+                                   "resume_settled")),
     ]
     log.info("worker_started", worker=name, queue=ctx.settings.queue.backend,
              concurrency=concurrency or ctx.settings.queue.concurrency)
     try:
         await ctx.queue.setup()
+        await prepare_checkpoints(ctx.settings)
         await ctx.queue.run(jobs.handle, concurrency=concurrency or ctx.settings.queue.concurrency,
                             stop=stop, on_dead=jobs.dead, worker_name=name)
     finally:

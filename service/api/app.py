@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import RateLimitedError, SleuthError
 from core.telemetry import get_logger, log_context
 from service.context import ServiceContext
-from service.errors import QueueFullError, http_status
+from service.errors import QueueFullError, UnauthenticatedError, http_status
 
 log = get_logger("sleuth.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -47,6 +47,8 @@ async def _sleuth_error(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, RateLimitedError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    elif isinstance(exc, UnauthenticatedError):
+        headers["WWW-Authenticate"] = 'Bearer realm="sleuth"'
     if status >= 500:
         log.warning("request_failed", code=exc.code, error=exc.message[:300])
     return JSONResponse(error_body(exc.code, exc.message, _rid(request)), status_code=status,
@@ -78,13 +80,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """Return the application over a service context."""
-    from service.api import approvals, health, investigations
+    from service.api import approvals, auth, health, investigations
     from service.webhooks import routes as webhooks
 
     app = FastAPI(title="sleuth", version=API_VERSION,
                   description="Investigates support tickets: webhooks in, cited diagnoses and "
                               "governed actions out.")
     app.state.ctx = ctx
+    auth.install(app, ctx.settings)
 
     @app.middleware("http")
     async def _request_id(request: Request,

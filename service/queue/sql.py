@@ -14,7 +14,7 @@ import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Index, text
+from sqlalchemy import Connection, Engine, Index, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
@@ -89,14 +89,24 @@ class SqlJobQueue(JobQueue):
         self.max_attempts = max_attempts
         self.poll_s = poll_s
         self._postgres = engine.dialect.name == "postgresql"
-        # wakes this process's workers at once when this process enqueues
+        # wakes this process's workers at once when this process enqueues; the API and the
+        # embedded workers run on different threads and loops, so it is set thread-safely
         self._wake: asyncio.Event | None = None
+        self._wake_loop: asyncio.AbstractEventLoop | None = None
 
     async def setup(self) -> None:
         """Create the job table."""
         await asyncio.to_thread(create_tables, self.engine)
 
     # -- producing -------------------------------------------------------------------
+
+    def insert_in(self, conn: Connection, job: Job) -> None:
+        """Add a job inside the caller's transaction on this queue's database."""
+        now = _now()
+        conn.execute(text(
+            "INSERT INTO jobs (queue, kind, investigation_id, status, attempts, "
+            "available_at, created_at) VALUES (:q, :k, :i, 'todo', 0, :now, :now)"),
+            {"q": self.name, "k": job.kind, "i": job.investigation_id, "now": now})
 
     def _insert(self, job: Job) -> None:
         now = _now()
@@ -114,8 +124,14 @@ class SqlJobQueue(JobQueue):
     async def enqueue(self, job: Job) -> None:
         """Insert the job unless the same one already waits."""
         await asyncio.to_thread(self._insert, job)
-        if self._wake is not None:
-            self._wake.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake this queue's idle workers now; safe from any thread or event loop."""
+        wake, loop = self._wake, self._wake_loop
+        if wake is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the workers' loop has closed
+                loop.call_soon_threadsafe(wake.set)
 
     def _depth(self) -> int:
         with self.engine.connect() as conn:
@@ -151,6 +167,15 @@ class SqlJobQueue(JobQueue):
         with self.engine.begin() as conn:
             conn.execute(text(sql), params)
 
+    def _retry_later(self, job_id: int, error: str, at: datetime) -> None:
+        try:
+            self._execute("UPDATE jobs SET status = 'todo', available_at = :at, "
+                          "lease_until = NULL, last_error = :e WHERE id = :id",
+                          at=at, e=error, id=job_id)
+        except IntegrityError:
+            # the same job was enqueued while this one ran and waits: it does the work
+            self._execute("DELETE FROM jobs WHERE id = :id", id=job_id)
+
     def _renew(self, ids: list[int]) -> None:
         if not ids:
             return
@@ -164,6 +189,7 @@ class SqlJobQueue(JobQueue):
                   on_dead: DeadHandler | None = None, worker_name: str = "worker") -> None:
         """Claim and run jobs until `stop` is set; wait for running ones to finish."""
         self._wake = asyncio.Event()
+        self._wake_loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(concurrency)
         running: dict[int, asyncio.Task[None]] = {}
         renewer = asyncio.create_task(self._renew_loop(running, stop))
@@ -207,10 +233,8 @@ class SqlJobQueue(JobQueue):
                 else:
                     log.warning("job_failed_will_retry", investigation_id=job.investigation_id,
                                 attempt=job.attempt, error=error[:300])
-                    await asyncio.to_thread(
-                        self._execute, "UPDATE jobs SET status = 'todo', available_at = :at, "
-                        "lease_until = NULL, last_error = :e WHERE id = :id",
-                        at=_now() + backoff(job.attempt), e=error, id=job_id)
+                    await asyncio.to_thread(self._retry_later, job_id, error,
+                                            _now() + backoff(job.attempt))
                 return
             await asyncio.to_thread(self._execute, "DELETE FROM jobs WHERE id = :id", id=job_id)
         finally:

@@ -44,13 +44,6 @@ def test_config_check_refuses_placeholder_secrets_in_production(
     assert "anthropic" in result.output and "placeholder" in result.output
 
 
-def test_demo_investigates_the_demo_cases(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, ["demo"], env={"COLUMNS": "220", "SLEUTH_DATA_DIR": str(tmp_path)})
-    assert result.exit_code == 0, result.output
-    assert "10 of 10 diagnosed as expected" in result.output
-    assert "billing.payment_failed" in result.output
-
-
 def test_gateway_demo_runs_every_scenario() -> None:
     result = runner.invoke(app, ["gateway-demo"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

@@ -1,0 +1,1 @@
+"""The console's views; each `render(data, reviewer)` draws one page."""
