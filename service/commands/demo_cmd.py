@@ -202,19 +202,28 @@ def _results(tracked: list[Tracked]) -> tuple[Table, int, int]:
     return table, correct, pending
 
 
+def _shown(path: Path) -> str:
+    """Return `path` relative to the working folder when it is inside it (shorter to copy)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _next_steps(settings: Settings, cases: Path, token: str, pending: int) -> None:
-    tokens = settings.data_dir / DEMO_TOKENS
+    tokens = _shown(settings.data_dir / DEMO_TOKENS)
     console.print(f"{pending} proposed action(s) wait for a person (internal notes ran alone); "
-                  f"everything is kept in {settings.data_dir}/. Try next:")
+                  f"everything is kept in {_shown(settings.data_dir)}/. Try next:")
     for command, why in (
         ("sleuth approvals list", "what waits for a person"),
         ("SLEUTH_REVIEWER_PASSWORD=demo-ava sleuth approvals approve <id> --as ava",
-         "decide one (demo reviewers: governance/reviewers.demo.yaml)"),
-        (f"SLEUTH_SERVICE__TOKENS_FILE={tokens} sleuth serve --sandbox-cases {cases}",
-         "the service on :8000 with its workers; then open the console"),
+         "decide one (demo reviewers: governance/reviewers.demo.yaml); queues its resume"),
+        (f"SLEUTH_SERVICE__TOKENS_FILE={tokens} sleuth serve --sandbox-cases {_shown(cases)}",
+         "the service on :8000: its workers resume what was decided"),
+        ("sleuth console", "the reviewer console on :8501: sign in as ava / demo-ava"),
         (f"curl -H 'Authorization: Bearer {token}' "
          "'http://127.0.0.1:8000/v1/investigations?status=waiting_approval'",
-         "the API, with this run's demo token (reader)"),
+         "the API (while serving), with this run's demo token (reader)"),
         ("sleuth audit verify", "the hash-chained audit log is intact"),
     ):
         console.print(f"  [cyan]{command}[/cyan]  [dim]# {why}[/dim]", soft_wrap=True,

@@ -5,7 +5,8 @@
   webhooks 503, nothing stored;
 * a connector's system down: the investigation completes, the source listed as degraded;
 * every model tier down: the investigation completes from the rules tier, and its record
-  says which tiers failed.
+  says which tiers failed;
+* the database down at start, then up: the service creates its tables and carries on.
 
 Closed ports are loopback ports nothing listens on. The service runs in-process
 (`Server`, embedded workers on their own thread and loop).
@@ -13,15 +14,21 @@ Closed ports are loopback ports nothing listens on. The service runs in-process
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from core.settings import Settings
+from governance.db import make_engine
 from sandbox.cases import load_case
 from sandbox.http import Status
 from sandbox.world import SandboxWorld
@@ -155,3 +162,52 @@ async def test_every_model_tier_down_falls_back_to_the_rules(
     for tier in ("anthropic", "openai"):
         assert tried[tier] not in ("ok",) and not tried[tier].startswith("skipped"), tried
     assert found["root_cause"] == "billing.payment_failed"
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+async def test_the_service_recovers_when_the_database_comes_up(
+        serve: Callable[..., Server], postgres_url: str) -> None:
+    schema = f"deps_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    port = closed_port()
+    target = make_url(postgres_url)
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target.host, target.port or 5432)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    proxy: asyncio.Server | None = None
+    try:
+        url = target.set(port=port).render_as_string(hide_password=False)
+        server = serve(database_url=f"{url}?options=-csearch_path%3D{schema}")
+        assert readiness(server)[0] == 503
+        assert (await post_webhook(server)).status_code == 503
+        # the database comes up (behind a loopback forwarder on the port it was given)
+        proxy = await asyncio.start_server(forward, "127.0.0.1", port)
+        deadline = time.monotonic() + 30
+        while (await asyncio.to_thread(readiness, server))[0] != 200:
+            assert time.monotonic() < deadline, readiness(server)
+            await asyncio.sleep(0.5)
+        found = await investigate(server, "after-recovery")
+        assert found["status"] == "waiting_approval", found
+        assert found["root_cause"] == "billing.payment_failed"
+    finally:
+        if proxy is not None:
+            proxy.close()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
