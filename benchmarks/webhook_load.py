@@ -191,7 +191,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     count = int(args.rate * args.duration)
     requests = build_requests(tickets, count, secret, args.dup_every)
     _log(f"starting sleuth serve on {base} (data in {data_dir})")
-    process = start_server(data_dir, port, secret, args.workers)
+    extra = {"SLEUTH_SERVICE__EMBEDDED_WORKERS": "false"} if args.no_workers else None
+    process = start_server(data_dir, port, secret, args.workers, extra)
     try:
         await wait_healthy(base, process, 60)
         _log(f"warming up, then {count} webhooks at {args.rate}/s for {args.duration} s")
@@ -239,6 +240,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=4,
                         help="investigations the embedded workers run at once")
+    parser.add_argument("--no-workers", action="store_true",
+                        help="the API alone: no workers investigate during the run")
     parser.add_argument("--cases", default="pub-", help="case folder prefix of the tickets")
     parser.add_argument("--dup-every", type=int, default=20,
                         help="every Nth request re-delivers an earlier event (0: never)")

@@ -106,6 +106,9 @@ class InvestigationNotFoundError(NotFoundError):
     code = "investigation_not_found"
 
 
+_INSERT = Investigation.__table__.insert()  # type: ignore[attr-defined]
+
+
 def dedupe_key(source: str, ticket_id: str, event_id: str) -> str:
     """Return the key that makes one investigation of one delivered event."""
     return hashlib.sha256(f"{source}\x1f{ticket_id}\x1f{event_id}".encode()).hexdigest()
@@ -135,21 +138,21 @@ class InvestigationStore:
         """
         key = dedupe_key(source, ticket.id, event_id)
         now = _now()
-        row = Investigation(
-            id=f"inv_{uuid.uuid4().hex[:20]}", dedupe_key=key, source=source,
-            ticket_id=ticket.id, event_id=event_id, ticket=ticket.model_dump_json(),
-            created_at=now, updated_at=now,
-            enqueued_at=now if in_transaction is not None else None)
-        with Session(self.engine, expire_on_commit=False) as session:
-            session.add(row)
-            try:
+        iid = f"inv_{uuid.uuid4().hex[:20]}"
+        values: dict[str, Any] = {"id": iid, "dedupe_key": key, "source": source,
+                  "ticket_id": ticket.id, "event_id": event_id,
+                  "ticket": ticket.model_dump_json(), "status": Status.QUEUED.value,
+                  "attempts": 0, "created_at": now, "updated_at": now,
+                  "enqueued_at": now if in_transaction is not None else None}
+        # Core, not the ORM: this is the webhook's hot path (one INSERT, no unit of work)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_INSERT, values)
                 if in_transaction is not None:
-                    session.flush()
-                    in_transaction(session.connection(), row.id)
-                session.commit()
-                return row, True
-            except IntegrityError:
-                session.rollback()
+                    in_transaction(conn, iid)
+            return Investigation.model_validate(values), True
+        except IntegrityError:
+            pass
         existing = self._by_key(key)
         if existing is None:  # pragma: no cover - the unique row vanished: not in this schema
             raise RuntimeError(f"duplicate key {key} but no row")
@@ -282,6 +285,11 @@ class InvestigationStore:
     @staticmethod
     def _append(session: Session, investigation_id: str, events: builtins.list[dict[str, Any]],
                 at: datetime) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            # two writers of one investigation's events take turns on its row (SQLite's
+            # BEGIN IMMEDIATE already serialises them)
+            session.exec(select(Investigation.id).where(
+                Investigation.id == investigation_id).with_for_update())
         last = session.exec(select(func.max(InvestigationEvent.seq)).where(
             InvestigationEvent.investigation_id == investigation_id)).one()
         seq = int(last or 0)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import RateLimitedError, SleuthError
 from core.telemetry import get_logger, log_context
@@ -78,6 +79,30 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
                         status_code=500)
 
 
+class RequestIdMiddleware:
+    """Give every request an id (X-Request-ID, or a new one), in its logs and its answer."""
+
+    # plain ASGI, not BaseHTTPMiddleware: that one costs a task and a stream per request
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        rid = given if _REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex[:16]}"
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("X-Request-ID", rid)
+            await send(message)
+
+        with log_context(request_id=rid):
+            await self.app(scope, receive, send_with_id)
+
+
 def create_app(ctx: ServiceContext) -> FastAPI:
     """Return the application over a service context."""
     from service.api import approvals, auth, health, investigations
@@ -89,17 +114,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.ctx = ctx
     auth.install(app, ctx.settings)
 
-    @app.middleware("http")
-    async def _request_id(request: Request,
-                          call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        given = request.headers.get("x-request-id", "")
-        rid = given if _REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex[:16]}"
-        request.state.request_id = rid
-        with log_context(request_id=rid):
-            response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        return response
-
+    app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(SleuthError, _sleuth_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
