@@ -217,6 +217,9 @@ class ServiceSettings(_Section):
     rate_limit: str = Field("600/minute", description="per API token, `limits` notation")
     embedded_workers: bool | None = Field(
         None, description="run workers in the API process; None: when the queue is embedded")
+    embedded_workers_in: Literal["process", "thread"] = Field(
+        "process", description="process: a child process of `sleuth serve`, so investigations "
+                               "never hold the API's GIL; thread: one process only")
     sandbox_cases: Path | None = Field(
         None, description="demo and tests: investigate against these cases' sandbox worlds")
     sandbox_latency_s: float = Field(0.0, ge=0, description="added to every sandbox answer")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -31,7 +33,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.settings import Settings
-from core.telemetry import Metrics, get_logger
+from core.telemetry import Metrics, configure_logging, get_logger
 from service.api.app import create_app
 from service.context import ServiceContext, build_context, prepare_database
 from service.queue.sql import SqlJobQueue
@@ -215,6 +217,66 @@ class _WorkerThread(threading.Thread):
             loop.call_soon_threadsafe(cancel_all)
 
 
+WORKER_NICENESS = 10
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Stop this worker process gracefully when the process that started it is gone."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _worker_process_main(settings: Settings, concurrency: int, parent_pid: int) -> None:
+    """Run the embedded worker pool as the main thread of a child process."""
+    configure_logging(level=settings.telemetry.log_level, json=settings.telemetry.log_json)
+    # acknowledging a webhook is a few milliseconds the ticket system waits for; an
+    # investigation is seconds nobody waits on: the API goes first when CPU is short
+    os.nice(WORKER_NICENESS)
+    worker = _WorkerThread(build_context(settings, prepare=False), concurrency=concurrency,
+                           shared=True)
+    signal.signal(signal.SIGTERM, lambda *_: worker.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.request_stop())
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="sleuth-parent-watch",
+                     daemon=True).start()
+    worker.run()
+
+
+class _WorkerProcess:
+    """The embedded worker pool in a child process: investigations' CPU work gets its own
+    interpreter, so it cannot hold the GIL that the API needs to acknowledge webhooks."""
+
+    def __init__(self, settings: Settings, *, concurrency: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.process = context.Process(
+            target=_worker_process_main, args=(settings, concurrency, os.getpid()),
+            name="sleuth-workers", daemon=False)
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.process.start()
+        self.ready.set()
+
+    def is_alive(self) -> bool:
+        return self.process.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.process.join(timeout)
+
+    def request_stop(self) -> None:
+        """Stop taking jobs; running ones finish (SIGTERM)."""
+        if self.process.is_alive():
+            self.process.terminate()
+
+    def cancel(self) -> None:
+        """Abandon running jobs: their leases run out and a worker takes them again."""
+        if self.process.is_alive():
+            self.process.kill()
+
+
 class Server:
     """The HTTP service of one process, with its embedded workers when configured."""
 
@@ -230,7 +292,7 @@ class Server:
         self.switch_interval_s = switch_interval_s
         self._ctx: ServiceContext | None = None
         self._api: _ApiThread | None = None
-        self._worker: _WorkerThread | None = None
+        self._worker: _WorkerThread | _WorkerProcess | None = None
         self._url: str | None = None
         self._previous_switch: float | None = None
         self._preparing = threading.Event()
@@ -306,10 +368,14 @@ class Server:
                 http="httptools" if _has("httptools") else "h11",
                 log_config=None, access_log=False, server_header=False,
                 timeout_graceful_shutdown=API_SHUTDOWN_S)
-            if self.workers and self.switch_interval_s is not None:
+            in_process = self.settings.service.embedded_workers_in == "process"
+            if self.workers and not in_process and self.switch_interval_s is not None:
                 self._previous_switch = sys.getswitchinterval()
                 sys.setswitchinterval(self.switch_interval_s)
-            if self.workers:
+            if self.workers and in_process:
+                self._worker = _WorkerProcess(self.settings, concurrency=self.concurrency)
+                self._worker.start()
+            elif self.workers:
                 self._worker = _WorkerThread(self._ctx, concurrency=self.concurrency,
                                              shared=isinstance(self._ctx.queue, SqlJobQueue))
                 self._worker.start()

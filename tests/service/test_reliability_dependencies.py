@@ -132,7 +132,8 @@ class _StatuspageDown(SandboxWorld):
 async def test_a_connector_down_degrades_the_investigation(
         serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("service.worlds.SandboxWorld", _StatuspageDown)
-    server = serve(resilience=FAST_RETRIES)
+    # the patch lives in this process: run the embedded workers on a thread of it
+    server = serve(resilience=FAST_RETRIES, service={"embedded_workers_in": "thread"})
     found = await investigate(server, "connector-down")
     record = found["record"]
     assert found["status"] == "waiting_approval", found
