@@ -61,7 +61,15 @@ async def prepare_checkpoints(settings: Settings) -> None:
     # langgraph's setup() reads the migration version, then migrates: two workers doing it
     # at once both insert the same version and one fails
     async with await psycopg.AsyncConnection.connect(target, autocommit=True) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_CHECKPOINT_LOCK_KEY,))
+        # try, don't block: a statement blocked on the lock holds a snapshot, and langgraph's
+        # migrations build indexes CONCURRENTLY, which wait for every older snapshot
+        while True:
+            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                        (_CHECKPOINT_LOCK_KEY,))
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                break
+            await asyncio.sleep(0.2)
         try:
             async with open_checkpointer(target):
                 pass

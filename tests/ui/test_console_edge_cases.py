@@ -90,7 +90,9 @@ def test_missing_and_degraded_evidence_get_a_clear_placeholder(seeded: Seeded) -
                                       "message": "no answer in 20 s"}})
     record["evidence"] = [e for e in record["evidence"] if e["source"] != "github"]
     record["degraded_sources"] = ["github"]
-    assert seeded.ctx.store.finish(inv, record)  # still paused: waiting for approval
+    # a worker's run: only a running investigation can finish (still paused for approval)
+    assert seeded.ctx.store.start(inv, "test")
+    assert seeded.ctx.store.finish(inv, record)
     at = seeded.app("ava")
     assert not at.exception
     warnings = [w.value for w in at.warning]
