@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import structlog
@@ -58,6 +60,25 @@ def postgres_url() -> str:
     require_service("PostgreSQL", host, port)
     user = os.environ.get("SLEUTH_TEST_POSTGRES_USER", "postgres")
     return f"postgresql://{user}@{host}:{port}/test"
+
+
+@contextmanager
+def postgres_schema(postgres_url: str, prefix: str) -> Iterator[str]:
+    """Yield a URL whose search_path is a fresh schema named after `prefix`; drop it after."""
+    from sqlalchemy import text
+
+    from governance.db import make_engine
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from governance.audit import (
 from governance.audit_store import AuditRecord, entry_hash
 from governance.db import create_all, make_engine
 from service.commands.audit_cmd import app
+from tests.conftest import postgres_schema
 
 runner = CliRunner()
 SECRET = "sk-ant-api03-very-secret-key-material-0123"
@@ -41,16 +41,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'audit.db'}"
         return
     base: str = request.getfixturevalue("postgres_url")
-    schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(base, "audit_test") as url:
+        yield url
 
 
 @pytest.fixture

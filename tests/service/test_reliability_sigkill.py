@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,10 +26,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from core.settings import load_settings
-from governance.db import make_engine
 from sandbox.cases import load_case
 from service.context import build_context
-from tests.conftest import reachable
+from tests.conftest import postgres_schema, reachable
 
 pytestmark = pytest.mark.postgres
 
@@ -49,16 +47,8 @@ EVENTS = ("evt-1", "evt-2", "evt-3")
 @pytest.fixture
 def schema_url(postgres_url: str) -> Iterator[str]:
     """Yield a URL whose search_path is a fresh PostgreSQL schema, dropped afterwards."""
-    schema = f"sigkill_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(postgres_url, "sigkill") as url:
+        yield url
 
 
 class Workers:
