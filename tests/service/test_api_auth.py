@@ -180,7 +180,8 @@ async def test_rate_limit_per_token_gives_429_with_retry_after(
         limited = await client.get("/v1/approvals", headers=auth(READER))
         assert limited.status_code == 429
         assert limited.json()["error"]["code"] == "rate_limited"
-        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        # the 3/minute window frees its first request a minute after it was made
+        assert 55 <= int(limited.headers["Retry-After"]) <= 60
         # another token has its own budget
         assert (await client.get("/v1/approvals", headers=auth(AVA))).status_code == 200
 
