@@ -26,7 +26,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from sqlalchemy import text
 from core.domain import Ticket
 from governance.db import make_engine
 from sandbox.cases import discover, load_case
+from sandbox.models import closed_port as free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_DIR = ROOT / "evals" / "cases"
@@ -51,12 +51,6 @@ TARGET_P99_MS = 50.0
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
-
-def free_port() -> int:
-    """Return a free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(data_dir: Path, port: int, secret: str, concurrency: int,

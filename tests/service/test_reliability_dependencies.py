@@ -15,7 +15,6 @@ Closed ports are loopback ports nothing listens on. The service runs in-process
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from core.settings import Settings
 from governance.db import make_engine
 from sandbox.cases import load_case
 from sandbox.http import Status
+from sandbox.models import closed_port
 from sandbox.world import SandboxWorld
 from service.api.auth import generate_token, write_tokens_file
 from service.demo_client import ServiceClient, WebhookSecrets, signed_delivery
@@ -43,11 +43,6 @@ FAST_RETRIES = {"retry": {"max_attempts": 2, "initial_backoff_s": 0.05, "max_bac
                           "jitter_s": 0.0},
                 "timeouts": {"connect_s": 1, "response_s": 5, "total_budget_s": 10}}
 
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from sqlalchemy import Engine, text
 from core.domain import Requester, Ticket
 from governance.db import make_engine
 from sandbox.cases import load_case
+from sandbox.models import closed_port as free_port
 from service.demo_client import Accepted, ServiceClient, WebhookSecrets, signed_delivery
 from service.webhooks.send import SignedRequest
 from tests.service.conftest import CASES, WEBHOOK_SECRETS
@@ -51,11 +51,6 @@ SLEUTH = Path(sys.executable).parent / "sleuth"
 SECRETS = WebhookSecrets(WEBHOOK_SECRETS["zendesk_secret"], WEBHOOK_SECRETS["intercom_secret"],
                          WEBHOOK_SECRETS["generic_secret"])
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Serve:

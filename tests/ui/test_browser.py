@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -29,6 +28,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from agent.runner import replay_line
 from core.settings import Settings, load_settings
 from playbooks.store import DEFAULT_ROOT
+from sandbox.models import closed_port as free_port
 from service.commands.console_cmd import streamlit_command
 from service.context import build_context
 from service.workers import run_worker
@@ -63,12 +63,6 @@ def artifacts_dir() -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class WorkerThread:
